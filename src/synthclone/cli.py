@@ -1,0 +1,82 @@
+"""The ``synthclone`` command line. ``main(argv)`` returns the exit code, so tests call it directly.
+
+Each subcommand lives in ``synthclone/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their subcommand runs, so ``--help`` and
+``list`` stay fast. Errors a user can fix (:class:`~synthclone.errors.UserError`) print one line and
+exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from .errors import UserError
+
+# name -> (module under synthclone.commands, one-line help)
+COMMANDS = {
+    "run": ("run", "run the whole study (generate -> train -> bench -> report) from a config"),
+    "generate": ("generate", "make a synthetic dataset store with a text-to-image model"),
+    "train": ("train", "train a recognizer on real, synthetic or mixed data"),
+    "bench": ("bench", "run the robustness benchmark on a model"),
+    "report": ("report", "build the HTML/Markdown report of a run directory"),
+    "data": ("data", "inspect datasets (data info fashion-mnist)"),
+    "list": ("list_", "list what is registered: generators, prompts, filters, models, regimes, probes"),
+    "pretrain": ("pretrain", "train the embedded text-to-image model or the small CLIP"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line with exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _load(module: str):
+    return importlib.import_module(f"synthclone.commands.{module}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="synthclone", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"synthclone {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        _load(module).add_arguments(p)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``synthclone``; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.quiet:
+        from .progress import set_quiet
+
+        set_quiet(True)
+    try:
+        return int(_load(args._module).run(args) or 0)
+    except UserError as exc:
+        print(f"synthclone: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("synthclone: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

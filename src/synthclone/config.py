@@ -1,0 +1,211 @@
+"""Typed configuration: YAML file -> preset -> ``--set section.key=value`` overrides.
+
+Every section is a pydantic model that forbids unknown keys, so a typo is rejected naming the key
+and the valid ones. :func:`write_resolved` saves the resolved config with the package version and
+the git SHA into a run directory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataConfig(Section):
+    dataset: str = Field("fashion-mnist", description="registered dataset name or an ImageFolder path")
+    train_limit: Optional[int] = Field(None, ge=1, description="use at most this many real training images")
+    val_limit: Optional[int] = Field(None, ge=1, description="use at most this many validation images")
+    test_limit: Optional[int] = Field(None, ge=1, description="evaluate on at most this many test images")
+    ood: List[str] = Field(default_factory=lambda: ["digits"], description="out-of-distribution sets")
+
+
+class GenerateConfig(Section):
+    generator: str = "embedded"
+    model: Optional[str] = Field(None, description="generator weights: a diffusers id/path; None = shipped embedded weights")
+    prompts: List[str] = Field(default_factory=lambda: ["template"], description="prompt strategies, one store each")
+    per_class: int = Field(100, ge=1)
+    guidance: float = Field(2.0, ge=0)
+    steps: int = Field(10, ge=1)
+    scheduler: str = "dpm"
+    seed: int = 0
+    batch_size: int = Field(256, ge=1)
+    filter: List[str] = Field(default_factory=lambda: ["clip"], description="filters applied in order")
+    few_shot: List[int] = Field(default_factory=lambda: [4], description="k real images per class for real-guided generation")
+    ray: Optional[str] = Field(None, description="'local' or a Ray address; None runs in-process")
+
+
+class TrainConfig(Section):
+    model: str = "resnet8"
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    seeds: List[int] = Field(default_factory=lambda: [0])
+    regimes: List[str] = Field(default_factory=lambda: ["supervised"])
+    mix_ratio: float = Field(0.5, ge=0, le=1, description="share of synthetic images per batch in mixed training")
+    precision: Literal["bf16", "fp32"] = "bf16"
+
+
+class BenchConfig(Section):
+    probes: List[str] = Field(default_factory=lambda: ["all"])
+    batch_size: int = Field(256, ge=1)
+    severities: List[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    epsilons: List[float] = Field(default_factory=lambda: [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    ece_bins: int = Field(15, ge=1)
+    seed: int = 0
+
+
+class ReportConfig(Section):
+    formats: List[Literal["html", "md"]] = Field(default_factory=lambda: ["html", "md"])
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class RunConfig(Section):
+    """The whole study: what ``synthclone run`` executes."""
+
+    name: str = "quickstart"
+    out_dir: str = Field("runs", description="run directories are created under this folder")
+    device: str = "cpu"
+    threads: Optional[int] = Field(None, ge=1)
+    data: DataConfig = Field(default_factory=DataConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+def _set_path(tree: Dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise UserError(f"config key {dotted!r}: {key!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=3"`` -> ``("train.epochs", 3)``; the value is read as YAML."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like section.key=value (e.g. train.epochs=3)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UserError(f"override {text!r} has no key; write section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _model_for(path: tuple, root: type[BaseModel] = RunConfig) -> type[BaseModel]:
+    model = root
+    for key in path:
+        field = model.model_fields.get(str(key))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return model
+        model = field.annotation
+    return model
+
+
+def _explain(err: ValidationError, schema: type[BaseModel]) -> str:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    if first["type"] == "extra_forbidden":
+        parent = _model_for(loc[:-1], schema)
+        valid = ", ".join(parent.model_fields)
+        where = ".".join(str(p) for p in loc[:-1]) or "the top level"
+        return f"unknown config key {dotted!r}; valid keys in {where}: {valid}"
+    value = first.get("input")
+    return f"bad value for config key {dotted!r}: {first['msg']} (got {value!r})"
+
+
+def validate(tree: Dict[str, Any], schema: type[BaseModel] = RunConfig) -> Any:
+    try:
+        return schema.model_validate(tree)
+    except ValidationError as err:
+        raise UserError(_explain(err, schema)) from None
+
+
+def read_yaml(path: str | Path) -> Dict[str, Any]:
+    p = Path(path)
+    if not p.is_file() and not p.suffix and (PACKAGE_CONFIGS / f"{p}.yaml").is_file():
+        p = PACKAGE_CONFIGS / f"{p}.yaml"  # a preset name shipped with the package
+    if not p.is_file():
+        raise UserError(f"config file {path} does not exist; pass a YAML file (see configs/)")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file {p} is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(tree, dict):
+        raise UserError(f"config file {p} must hold a mapping of sections (data:, train:, ...)")
+    return tree
+
+
+def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]] = None, schema: type[BaseModel] = RunConfig):
+    """Defaults <- YAML file <- ``--set`` overrides, validated into ``schema``."""
+    tree: Dict[str, Any] = read_yaml(path) if path else {}
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_path(tree, key, value)
+    return validate(tree, schema)
+
+
+def git_sha(cwd: Optional[Path] = None) -> Optional[str]:
+    """The git commit of the synthclone source tree (None outside a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance() -> Dict[str, Any]:
+    from . import __version__
+
+    import torch
+
+    return {
+        "synthclone_version": __version__,
+        "git_sha": git_sha(),
+        "torch_version": str(torch.__version__),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host_cpus": os.cpu_count(),
+    }
+
+
+def write_resolved(cfg: BaseModel, run_dir: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config plus provenance (version, git SHA) atomically into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"_provenance": provenance(), **json.loads(cfg.model_dump_json())}
+    path = run_dir / name
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,7 @@
+"""Training regimes."""
+
+from ..registry import Registry
+
+REGIMES: Registry = Registry("regime")
+
+__all__ = ["REGIMES"]
