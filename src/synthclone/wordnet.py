@@ -111,9 +111,11 @@ def wordnet():
 def synset_for(name: str):
     """The most common noun synset for a class name (``"Ankle boot"`` -> ``ankle_boot.n.01``), or None."""
     wn = wordnet()
-    parts = name.replace("-", " ").split("/")
-    # whole name, each "/"-alternative, then each alternative's head noun ("Ankle boot" -> "boot")
-    candidates = [name] + parts + [p.split()[-1] for p in parts if p.split()]
+    parts = name.split("/")
+    spaced = [p.replace("-", " ") for p in parts]
+    # whole name, each "/"-alternative as written and with hyphens as spaces, then each
+    # alternative's head noun ("Ankle boot" -> "boot")
+    candidates = [name] + parts + spaced + [p.split()[-1] for p in spaced if p.split()]
     for cand in candidates:
         key = cand.strip().lower().replace(" ", "_")
         if not key:
@@ -130,11 +132,18 @@ def wnid(synset) -> str:
 
 
 def from_wnid(wnid_: str):
-    """The synset of an ImageNet-style id."""
-    try:
-        return wordnet().synset_from_pos_and_offset(wnid_[0], int(wnid_[1:]))
-    except (ValueError, Exception) as exc:  # nltk raises WordNetError / ValueError for bad offsets
-        raise UserError(f"{wnid_!r} is not a WordNet id (like n02084071): {exc}") from None
+    """The synset of an ImageNet-style id (``n02084071`` -> ``dog.n.01``)."""
+    if not re.fullmatch(r"[nvasr]\d{8}", wnid_ or ""):
+        raise UserError(f"{wnid_!r} is not a WordNet id; ids look like n02084071")
+    with warnings.catch_warnings():  # nltk warns and returns None for an unknown offset
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            synset = wordnet().synset_from_pos_and_offset(wnid_[0], int(wnid_[1:]))
+        except Exception:  # nltk's WordNetError for offsets past the end of the data file
+            synset = None
+    if synset is None:
+        raise UserError(f"WordNet 3.0 has no synset {wnid_}; check the id (ImageNet uses WordNet 3.0 offsets)")
+    return synset
 
 
 def wnid_to_name(wnid_: str) -> str:

