@@ -1,0 +1,75 @@
+"""Image grids (PNG) for the report and the model cards."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+
+def make_grid(images: torch.Tensor, rows: int, scale: int = 2, pad: int = 1,
+              row_labels: Optional[Sequence[str]] = None, label_width: int = 90) -> Image.Image:
+    """Tile uint8 images (N, C, H, W) into ``rows`` rows (row-major), upscaled by ``scale``.
+
+    With ``row_labels`` a white margin on the left carries one label per row.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"make_grid needs uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    cols = max(1, -(-n // rows))
+    arr = images.permute(0, 2, 3, 1).numpy()
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=3)
+    cell_h, cell_w = h * scale + pad, w * scale + pad
+    left = label_width if row_labels else 0
+    canvas = np.full((rows * cell_h + pad, left + cols * cell_w + pad, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        tile = arr[i].repeat(scale, axis=0).repeat(scale, axis=1)
+        y, x = pad + r * cell_h, left + pad + col * cell_w
+        canvas[y : y + h * scale, x : x + w * scale] = tile
+    img = Image.fromarray(canvas)
+    if row_labels:
+        draw = ImageDraw.Draw(img)
+        for r, label in enumerate(row_labels[:rows]):
+            draw.text((4, pad + r * cell_h + cell_h // 2 - 6), str(label)[:14], fill=(0, 0, 0))
+    return img
+
+
+def class_grid(images: torch.Tensor, labels: torch.Tensor, classes: List[str], per_class: int = 8, scale: int = 2) -> Image.Image:
+    """One row per class with up to ``per_class`` of its images (first ones in order)."""
+    picks, names = [], []
+    for k, name in enumerate(classes):
+        idx = torch.nonzero(labels == k).flatten()[:per_class]
+        row = images[idx]
+        if len(row) < per_class:  # pad short rows with white
+            row = torch.cat([row, torch.full((per_class - len(row), *images.shape[1:]), 255, dtype=torch.uint8)])
+        picks.append(row)
+        names.append(name)
+    return make_grid(torch.cat(picks), rows=len(classes), scale=scale, row_labels=names)
+
+
+def save_png(img: Image.Image, path: str | Path) -> Path:
+    """Save atomically, without metadata (so equal images give equal bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def png_data_uri(path_or_img) -> str:
+    """``data:image/png;base64,...`` for a PNG file or a PIL image (self-contained HTML)."""
+    if isinstance(path_or_img, Image.Image):
+        buf = io.BytesIO()
+        path_or_img.save(buf, format="PNG")
+        data = buf.getvalue()
+    else:
+        data = Path(path_or_img).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
