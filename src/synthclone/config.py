@@ -47,11 +47,16 @@ class GenerateConfig(Section):
     seed: int = 0
     batch_size: int = Field(256, ge=1)
     filter: List[str] = Field(default_factory=lambda: ["clip"], description="filters applied in order")
-    few_shot: List[int] = Field(default_factory=lambda: [4], description="k real images per class for real-guided generation")
     ray: Optional[str] = Field(None, description="'local' or a Ray address; None runs in-process")
+    prompt_options: Dict[str, Any] = Field(default_factory=dict, description="options of the prompt strategy, e.g. {template: 'a sketch of a {c}'} or {captions: FILE}")
+    filter_options: Dict[str, Dict[str, Any]] = Field(default_factory=dict, description="options per filter, e.g. {clip: {quota: 100}, dedup: {max_distance: 2}}")
+    shard_size: int = Field(128, ge=1, description="images per resumable work unit (one Ray task each)")
+    shots: int = Field(0, ge=0, description="generate command: k real images per class guide generation (0 = text only)")
+    strength: Optional[float] = Field(None, ge=0, le=1, description="img2img strength of real-guided generation; None = the rule from k")
 
 
 class TrainConfig(Section):
+    data: str = Field("real", description="training data spec: real, a store path, real+STORE@0.5, real:k=16, ...")
     model: str = "resnet8"
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -67,14 +72,32 @@ class BenchConfig(Section):
     probes: List[str] = Field(default_factory=lambda: ["all"])
     batch_size: int = Field(256, ge=1)
     severities: List[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
-    epsilons: List[float] = Field(default_factory=lambda: [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    epsilons: List[float] = Field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255])
     ece_bins: int = Field(15, ge=1)
     seed: int = 0
+    limit: Optional[int] = Field(None, ge=1, description="evaluate every probe on at most this many test images")
+    options: Dict[str, Any] = Field(default_factory=dict, description="further robustness.BenchSettings fields, e.g. {pgd_steps: 5, attacks: [fgsm, pgd_linf]}")
+
+
+ARMS = [
+    "real", "synthetic", "unfiltered", "mixed", "zero-shot", "classifier-tuning", "ssl", "clip",
+    "few-shot-real", "few-shot-guided", "pretrain-finetune",
+]
+
+
+class StudyConfig(Section):
+    """Which models the study trains and compares (each arm is one or more models per seed)."""
+
+    arms: List[Literal[tuple(ARMS)]] = Field(default_factory=lambda: list(ARMS), description="the models to train and compare")
+    few_shot_k: int = Field(8, ge=1, description="real images per class in the few-shot arms (and for real-guided generation)")
+    few_shot_epochs: int = Field(30, ge=1, description="epochs of the few-shot arms (tiny data needs more passes)")
+    ssl_epochs: Optional[int] = Field(None, ge=1, description="epochs of self-supervised pre-training (default: train.epochs)")
 
 
 class ReportConfig(Section):
     formats: List[Literal["html", "md"]] = Field(default_factory=lambda: ["html", "md"])
     confidence: float = Field(0.95, gt=0, lt=1)
+    guidance_grid: List[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 5.0, 7.5], description="guidance scales of the sample grids")
 
 
 class RunConfig(Section):
@@ -88,6 +111,7 @@ class RunConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
 

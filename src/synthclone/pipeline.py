@@ -43,27 +43,37 @@ class Stage:
 
     def folder(self, run_dir: Path, hashes: Dict[str, str]) -> Path:
         key = stable_hash({"config": self.config, "inputs": {i: hashes[i] for i in self.inputs}})
-        return run_dir / f"{self.name}-{key}"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
+        return run_dir / f"{safe}-{key}"
 
 
 def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
     """Run each stage unless its folder already says done; returns every stage's outputs."""
     hashes: Dict[str, str] = {}
     outputs: Dict[str, Dict[str, Any]] = {}
-    for stage in stages:
+    timings: List[Dict[str, Any]] = []
+    total = len(stages)
+    for i, stage in enumerate(stages, 1):
         folder = stage.folder(run_dir, hashes)
         hashes[stage.name] = folder.name
         marker = folder / "done.json"
         if marker.is_file():
-            outputs[stage.name] = json.loads(marker.read_text())["outputs"]
-            say(f"[{stage.name}] cached in {folder}")
+            done = json.loads(marker.read_text())
+            outputs[stage.name] = done["outputs"]
+            timings.append({"stage": stage.name, "folder": folder.name, "seconds": done.get("seconds"), "cached": True})
+            write_json(Path(run_dir) / "stages.json", timings)
+            say(f"[{i}/{total}] {stage.name}: cached")
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        say(f"[{stage.name}] running -> {folder}")
+        say(f"[{i}/{total}] {stage.name} -> {folder}")
         start = time.time()
-        result = stage.fn(folder, {i: outputs[i] for i in stage.inputs})
-        write_json(marker, {"stage": stage.name, "seconds": round(time.time() - start, 2), "outputs": result})
+        result = stage.fn(folder, {k: outputs[k] for k in stage.inputs})
+        seconds = round(time.time() - start, 2)
+        write_json(marker, {"stage": stage.name, "seconds": seconds, "outputs": result})
         outputs[stage.name] = result
+        timings.append({"stage": stage.name, "folder": folder.name, "seconds": seconds, "cached": False})
+        write_json(Path(run_dir) / "stages.json", timings)  # after each stage: the report stage reads it
+        say(f"[{i}/{total}] {stage.name}: done in {seconds:.1f} s")
     return outputs
 
 
@@ -87,29 +97,33 @@ def _data_stage(cfg) -> Callable:
     return fn
 
 
-# stages that later issues add, in order, with the issue that brings them
-PENDING = [("generate", 4), ("train", 5), ("bench", 6), ("report", 7)]
-
-
-def build_stages(cfg) -> List[Stage]:
-    return [Stage("data", _data_stage(cfg), cfg.data.model_dump(), [])]
+def data_stage(cfg) -> Stage:
+    return Stage("data", _data_stage(cfg), cfg.data.model_dump(), [])
 
 
 def plan(cfg) -> List[str]:
-    lines = [f"study {cfg.name!r}:"]
-    for stage in build_stages(cfg):
-        lines.append(f"  {stage.name:<10} {json.dumps(stage.config, default=str)}")
-    for name, issue in PENDING:
-        lines.append(f"  {name:<10} not available yet (issue #{issue})")
+    """The study's stages, one line each (``synthclone run --dry-run``)."""
+    from .study import build_stages, check
+
+    notes = check(cfg)
+    stages = build_stages(cfg)
+    lines = [f"config OK: {cfg.name!r}"] + [f"note: {n}" for n in notes]
+    lines.append(f"study {cfg.name!r}: {len(stages)} stages")
+    for stage in stages:
+        needs = f"  <- {', '.join(stage.inputs)}" if stage.inputs and stage.name != "report" else ""
+        lines.append(f"  {stage.name}{needs}")
     return lines
 
 
 def run_study(cfg, run_dir: Path) -> int:
+    """Run (or resume) every stage of the study and print where the report is."""
+    from .study import build_stages
+
+    start = time.time()
     outputs = run_stages(build_stages(cfg), Path(run_dir))
-    summary = json.loads(Path(outputs["data"]["summary"]).read_text())
-    print(f"data: {cfg.data.dataset}: " + ", ".join(
-        f"{k} {v['images']:,}" for k, v in summary.items() if isinstance(v, dict)))
-    missing = ", ".join(f"{n} (#{i})" for n, i in PENDING)
-    print(f"stages not available yet: {missing}")
-    print(f"run directory: {run_dir}")
+    report = outputs.get("report", {})
+    print(f"study {cfg.name!r} finished in {time.time() - start:.0f} s")
+    if report:
+        print(f"report: {report['html']}")
+        print(f"        {report['markdown']}")
     return 0

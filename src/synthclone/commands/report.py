@@ -1,11 +1,36 @@
-"""``synthclone report``: not available yet (issue #7)."""
+"""``synthclone report RUN_DIR``: (re)build the HTML/Markdown report of a run from its rows."""
 
-from ..errors import NotLandedError
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("rest", nargs="*", help="arguments (this subcommand has not landed yet)")
+    parser.add_argument("run_dir", help="a run directory written by 'synthclone run'")
+    parser.add_argument("--out", help="where to write index.html and report.md (default: RUN_DIR/report)")
 
 
 def run(args) -> int:
-    raise NotLandedError("'synthclone report' has not landed yet (issue #7); see README for what runs today")
+    import yaml
+
+    from ..config import validate
+    from ..report.build import build_report
+    from ..study import finished_outputs, plan_models
+
+    run_dir = Path(args.run_dir)
+    cfg_file = run_dir / "config.yaml"
+    if not cfg_file.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the folder 'synthclone run' wrote")
+    tree = yaml.safe_load(cfg_file.read_text()) or {}
+    tree.pop("_provenance", None)
+    cfg = validate(tree)
+    outputs = finished_outputs(cfg, run_dir)
+    benched = [k for k in outputs if k.startswith("bench-")]
+    if not benched:
+        raise UserError(f"{run_dir} has no finished bench stages yet; run 'synthclone run' on its config first")
+    html, md = build_report(cfg, run_dir, outputs, plan_models(cfg), Path(args.out) if args.out else run_dir / "report")
+    print(f"report: {html}")
+    print(f"        {md}")
+    return 0

@@ -31,13 +31,22 @@ def _digits(split: str = "test", size: int = 28, channels: int = 1, **_: object)
 
 
 def load_dataset(spec: str, split: str = "train", **kwargs) -> ImageSet:
-    """A registered dataset by name (``fashion-mnist``, ``digits``) or an ImageFolder path."""
+    """A registered dataset by name (``fashion-mnist``, ``digits``) or an ImageFolder path.
+
+    A folder that has ``train/``, ``val/`` (or ``validation/``) and ``test/`` sub-folders is read
+    per split; any other folder is one ImageFolder whatever the split.
+    """
     if spec in DATASETS:
         return DATASETS.create(spec, split=split, **kwargs)
     if "/" in spec or Path(spec).exists():
         from .folder import load_folder
 
-        return load_folder(spec, **{k: v for k, v in kwargs.items() if k in ("size", "channels", "class_names", "classes")})
+        root = Path(spec)
+        if (root / split).is_dir():  # ImageNet-style root with train/ val/ test/ folders
+            root = root / split
+        elif split == "val" and (root / "validation").is_dir():
+            root = root / "validation"
+        return load_folder(root, **{k: v for k, v in kwargs.items() if k in ("size", "channels", "class_names", "classes")})
     valid = ", ".join(DATASETS.names())
     raise UserError(f"unknown dataset {spec!r}; use one of {valid} or a path to an ImageFolder directory")
 

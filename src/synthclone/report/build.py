@@ -1,0 +1,217 @@
+"""Build a run's report (``report/index.html`` and ``report.md``) from its per-sample rows.
+
+Nothing in the report is typed by hand: tables and plots are computed from the probe rows of every
+model (``rows.parquet``), the findings from the same rows (:mod:`.findings`), the sample grids from
+the stores the run generated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import pandas as pd
+
+from . import plots
+from .document import Document, Figure, Heading, Paragraph, Table, write
+from .findings import COLUMNS as FINDING_COLUMNS
+from .findings import evaluate_claims
+from .grids import class_grid, make_grid, save_png
+
+MAIN_COLUMNS = [
+    ("clean_acc", "clean acc"), ("ece", "ECE"), ("ts_ece", "ECE (T-scaled)"), ("corruption_acc", "corruption acc"),
+    ("corruption_mce", "mCE"), ("mce_unnormalized", "mCE (unnorm.)"), ("fgsm", "FGSM acc"), ("pgd_linf", "PGD acc"),
+    ("shape_bias", "shape bias"), ("bg_gap", "BG-gap"), ("ood_auroc", "OOD AUROC"), ("ood_fpr95", "OOD FPR95"),
+]
+
+
+def _attack_value(metrics: Dict[str, Any], attack: str, eps_key: Optional[str]) -> Optional[float]:
+    keys = [k for k in metrics if k.startswith(f"{attack}_acc@")]
+    if not keys:
+        return None
+    key = f"{attack}_acc@{eps_key}" if eps_key and f"{attack}_acc@{eps_key}" in metrics else sorted(keys)[len(keys) // 2]
+    return metrics[key]
+
+
+def _eps_key(summary: Dict[str, Dict]) -> Optional[str]:
+    keys = sorted({k.split("@", 1)[1] for m in summary.values() for k in m if k.startswith("pgd_linf_acc@")},
+                  key=lambda e: eval_fraction(e))
+    return keys[len(keys) // 2] if keys else None
+
+
+def eval_fraction(text: str) -> float:
+    """``"2/255"`` -> 0.00784 (labels written by robustness.summary.eps_label)."""
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
+
+
+def main_table(summary: Dict[str, Dict], tags: pd.DataFrame) -> Table:
+    eps = _eps_key(summary)
+    cols = ["model", "arm"] + [label + (f" @{eps}" if key in ("fgsm", "pgd_linf") and eps else "") for key, label in MAIN_COLUMNS]
+    rows = []
+    for _, t in tags.iterrows():
+        m = summary.get(t["model"], {})
+        row: List[Any] = [t["model"], t["arm"]]
+        for key, _ in MAIN_COLUMNS:
+            value = _attack_value(m, key, eps) if key in ("fgsm", "pgd_linf") else m.get(key)
+            row.append(None if value is None else round(float(value), 4))
+        rows.append(row)
+    return Table(cols, rows, caption="Every model of the run (fractions; lower is better for ECE, mCE, BG-gap, FPR95)")
+
+
+def arm_table(summary: Dict[str, Dict], tags: pd.DataFrame, confidence: float) -> Optional[Table]:
+    """Mean ± CI over seeds per (arm, strategy), when the run has several seeds."""
+    from .stats import format_ci, mean_ci
+
+    if tags["seed"].nunique() < 2:
+        return None
+    keys = [("clean_acc", "clean acc"), ("ece", "ECE"), ("corruption_acc", "corruption acc"), ("shape_bias", "shape bias"),
+            ("bg_gap", "BG-gap"), ("ood_auroc", "OOD AUROC")]
+    rows = []
+    for (arm, strategy), g in tags.groupby(["arm", tags["strategy"].fillna("")], sort=False):
+        row: List[Any] = [arm, strategy or "–", len(g)]
+        for key, _ in keys:
+            vals = [summary.get(m, {}).get(key) for m in g["model"]]
+            vals = [v for v in vals if v is not None]
+            row.append(format_ci(mean_ci(vals, confidence)) if vals else "–")
+        rows.append(row)
+    return Table(["arm", "strategy", "seeds"] + [label for _, label in keys], rows,
+                 caption=f"Mean ± {int(confidence * 100)}% CI (Student t) over seeds")
+
+
+def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8) -> List[Figure]:
+    from ..data.store import load_store
+
+    figures = []
+    for name, out in inputs.items():
+        if not name.startswith("generate-") or "store" not in out:
+            continue
+        store = load_store(out["store"], kept_only=True)
+        grid = class_grid(store.images, store.labels, store.classes, per_class=per_class)
+        path = save_png(grid, folder / "figures" / f"samples-{name[len('generate-'):]}.png")
+        figures.append(Figure(path, f"{name}: first {per_class} kept images per class ({len(store)} kept of {out.get('made', '?')})"))
+    return figures
+
+
+def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int = 6) -> List[Figure]:
+    """Samples at several guidance scales, same prompts and seeds (the scale is the only change)."""
+    from ..data.fashion_mnist import CLASSES
+    from ..distributed.worker import build_generator
+
+    if cfg.generate.generator != "embedded" or cfg.data.dataset != "fashion-mnist":
+        return []
+    gen = build_generator({"name": cfg.generate.generator, "weights": cfg.generate.model})
+    prompts = [f"a photo of a {c}" for c in CLASSES for _ in range(per_class)]
+    seeds = list(range(len(prompts)))
+    tiles = []
+    for g in scales:
+        out = gen(prompts, seeds, guidance=float(g), steps=cfg.generate.steps, scheduler=cfg.generate.scheduler)
+        tiles.append(out.images)
+    figures = []
+    for g, images in zip(scales, tiles):
+        path = save_png(make_grid(images, rows=len(CLASSES), scale=2, row_labels=list(CLASSES)),
+                        folder / "figures" / f"guidance-{g:g}.png")
+        figures.append(Figure(path, f"guidance {g:g}, {cfg.generate.steps} {cfg.generate.scheduler} steps, prompt 'a photo of a {{class}}'"))
+    return figures
+
+
+def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[Any], folder: Path):
+    """Write the report of a finished study into ``folder``; returns (html path, markdown path)."""
+    from ..robustness import summarize
+    from ..data.store import write_table
+
+    folder = Path(folder)
+    frames, tag_rows = [], []
+    for m in models:
+        out = inputs.get(f"bench-{m.name}")
+        if out is None:
+            continue
+        frames.append(pd.read_parquet(out["rows"]))
+        tag_rows.append(m.tags())
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tags = pd.DataFrame(tag_rows, columns=["model", "arm", "seed", "strategy", "regime"])
+    write_table(rows, folder / "rows.parquet")
+    real = tags[tags["arm"] == "real"]["model"]
+    baseline = real.iloc[0] if len(real) else None
+    summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    findings = evaluate_claims(rows, tags, cfg.report.confidence) if len(rows) else []
+    (folder / "findings.json").write_text(json.dumps(
+        [{"claim": f.claim.key, "text": f.claim.text, "paper": f.claim.paper, "metric": f.claim.metric,
+          "verdict": f.verdict, "a_value": f.a_value, "b_value": f.b_value,
+          "estimate": None if f.estimate is None else f.estimate.__dict__, "a": f.a_models, "b": f.b_models, "note": f.note}
+         for f in findings], indent=2, default=str))
+
+    doc = Document(f"synthclone report: {cfg.name}")
+    seeds = sorted(tags["seed"].unique().tolist()) if len(tags) else []
+    doc.add(Paragraph(
+        f"Dataset {cfg.data.dataset}; generator {cfg.generate.generator} ({cfg.generate.steps} {cfg.generate.scheduler} steps, "
+        f"guidance {cfg.generate.guidance:g}, {cfg.generate.per_class} images per class per prompt strategy); "
+        f"recognizer {cfg.train.model}, {cfg.train.epochs} epochs; seeds {seeds}; {len(tags)} models; "
+        f"{len(rows):,} per-sample probe rows. Baseline for mCE: {baseline or 'none'}."))
+
+    doc.add(Heading("Findings"))
+    if findings:
+        doc.add(Paragraph(
+            "Each claim of the two papers, tested on this run. A − B is the difference of the metric between the "
+            "groups; the interval is a paired bootstrap over test samples with one seed, a Student-t interval over seeds "
+            "with several. 'supported' needs the whole interval on the claimed side (or inside the margin for 'matches').",
+            css="note"))
+        doc.add(Table(FINDING_COLUMNS, [f.row() for f in findings], caption="The papers' findings, checked",
+                      css_cells=[["", "", "", "", "", "", "", f.verdict.replace(" ", "-"), ""] for f in findings]))
+
+    doc.add(Heading("Models"))
+    if len(tags):
+        doc.add(main_table(summary, tags))
+        agg = arm_table(summary, tags, cfg.report.confidence)
+        if agg is not None:
+            doc.add(agg)
+
+    doc.add(Heading("Plots"))
+    names = list(tags["model"])
+    first_seed = list(tags[(tags["seed"] == seeds[0]) | (tags["arm"] == "zero-shot")]["model"]) if seeds else []
+    arms = dict(zip(tags["model"], tags["arm"]))
+    figs = folder / "figures"
+    for path, caption in [
+        (plots.reliability(rows, first_seed, figs / "reliability.png", cfg.bench.ece_bins),
+         "Reliability diagrams before and after temperature scaling (fitted on the validation split)"),
+        (plots.corruption_severity(rows, first_seed, figs / "corruption-severity.png"),
+         "Top-1 error against corruption severity, averaged over corruptions"),
+        (plots.robust_accuracy(rows, first_seed, figs / "robust-accuracy.png"), "Robust accuracy against epsilon"),
+        (plots.shape_bias(summary, names, figs / "shape-bias.png"), "Shape bias on cue-conflict stimuli"),
+        (plots.ood_roc(rows, first_seed, figs / "ood-roc.png"), "OOD detection ROC (maximum softmax probability)"),
+        (plots.accuracy_vs_robustness(summary, names, arms, figs / "accuracy-vs-robustness.png"),
+         "Clean accuracy against accuracy under corruptions"),
+    ]:
+        if path is not None:
+            doc.add(Figure(path, caption))
+
+    doc.add(Heading("Synthetic data"))
+    gen_rows = []
+    for name, out in inputs.items():
+        if name.startswith("generate-") and "store" in out:
+            gen_rows.append([name[len("generate-"):], out.get("made"), out.get("kept"), out.get("seconds"),
+                             round(out["made"] / out["seconds"], 1) if out.get("seconds") else None,
+                             min((out.get("unique_prompts") or {"": 0}).values())])
+    if gen_rows:
+        doc.add(Table(["store", "images", "kept by filters", "seconds", "images/s", "unique prompts (min per class)"], gen_rows,
+                      caption="Generated stores"))
+    for fig in _store_grids(inputs, folder):
+        doc.add(fig)
+    scales = list(getattr(cfg.report, "guidance_grid", []) or [])
+    for fig in _guidance_grids(cfg, folder, scales) if scales else []:
+        doc.add(fig)
+
+    doc.add(Heading("Run"))
+    stage_file = Path(run_dir) / "stages.json"
+    if stage_file.is_file():
+        timing = json.loads(stage_file.read_text())
+        doc.add(Table(["stage", "seconds", "cached"], [[t["stage"], t["seconds"], t["cached"]] for t in timing],
+                      caption="Stages of this run (before the report); cached = reused from an earlier run"))
+    doc.add(Paragraph(f"Run directory: {run_dir}. Per-sample rows: {folder / 'rows.parquet'}; headline numbers: "
+                      f"{folder / 'summary.json'}; findings: {folder / 'findings.json'}.", css="note"))
+    return write(doc, folder)

@@ -1,0 +1,321 @@
+"""The two papers' claims, each tested with this run's per-sample rows.
+
+A claim compares two groups of models on one metric. Per seed, a group's value is the mean over
+its models; the claim's estimate is the difference A - B. With two or more seeds the interval is a
+Student-t interval over the per-seed differences; with one seed it is a paired bootstrap over test
+samples (every model re-evaluated on the same resampled sample ids). Verdicts:
+
+* ``greater`` claims: supported when the interval lies above 0, contradicted when below 0;
+* ``equivalent`` claims ("matches"): supported when the interval lies inside ±margin,
+  contradicted when it lies wholly outside it;
+* otherwise inconclusive. A claim whose arms were not run says so.
+
+Selecting "the synthetic clone closest to real" or "the two most different prompt strategies" before
+testing favours the claim; the finding says when it did that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+# ------------------------------------------------------------------------------ per-sample metrics
+# Each metric turns one model's rows into a per-sample table (index sample_id, numeric columns)
+# and a reducer from that table's values (an array of rows) to one number.
+
+
+def _clean(rows: pd.DataFrame) -> pd.DataFrame:
+    p = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
+    return p.groupby("sample_id")["correct"].mean().to_frame("clean")
+
+
+def _mean_correct(rows: pd.DataFrame, probe: str, condition: Optional[str] = None, name: str = "v") -> pd.DataFrame:
+    p = rows[rows["probe"] == probe]
+    if condition is not None:
+        p = p[p["condition"] == condition]
+    return p.groupby("sample_id")["correct"].mean().to_frame(name)
+
+
+def _joined(*frames: pd.DataFrame) -> pd.DataFrame:
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.join(f, how="inner")
+    return out
+
+
+def _ece_table(rows: pd.DataFrame) -> pd.DataFrame:
+    p = rows[(rows["probe"] == "calibration") & (rows["condition"] == "uncalibrated")]
+    return p.set_index("sample_id")[["confidence", "correct"]].astype(float)
+
+
+def _ece_reduce(v: np.ndarray, n_bins: int = 15) -> float:
+    from ..robustness.metrics import ece
+
+    return float(ece(v[:, 0], v[:, 1], n_bins))
+
+
+def _shape_table(rows: pd.DataFrame) -> pd.DataFrame:
+    p = rows[rows["probe"] == "shape-bias"]
+    if p.empty:
+        return pd.DataFrame(columns=["shape_hit", "texture_hit"])
+    ex = p["extra"].map(json.loads)
+    shape = ex.map(lambda e: e["shape"]).to_numpy()
+    texture = ex.map(lambda e: e["texture"]).to_numpy()
+    keep = shape != texture
+    pred = p["prediction"].to_numpy()
+    return pd.DataFrame({"shape_hit": (pred == shape)[keep].astype(float), "texture_hit": (pred == texture)[keep].astype(float)},
+                        index=p["sample_id"].to_numpy()[keep]).groupby(level=0).mean()
+
+
+def _shape_reduce(v: np.ndarray) -> float:
+    hits = v[:, 0].sum() + v[:, 1].sum()
+    return float(v[:, 0].sum() / hits) if hits else float("nan")
+
+
+def _bg_table(rows: pd.DataFrame) -> pd.DataFrame:
+    p = rows[(rows["probe"] == "background") & rows["condition"].isin(["mixed_same", "mixed_rand"])]
+    if set(p["condition"]) != {"mixed_same", "mixed_rand"}:
+        return pd.DataFrame(columns=["mixed_same", "mixed_rand"], dtype=float)
+    return p.pivot_table(index="sample_id", columns="condition", values="correct", aggfunc="mean")[["mixed_same", "mixed_rand"]]
+
+
+@dataclass
+class Metric:
+    key: str
+    label: str
+    table: Callable[[pd.DataFrame], pd.DataFrame]
+    reduce: Callable[[np.ndarray], float]
+    higher_is_better: bool = True
+
+
+METRICS: Dict[str, Metric] = {
+    "clean_acc": Metric("clean_acc", "clean accuracy", _clean, lambda v: float(v[:, 0].mean())),
+    "corruption_acc": Metric("corruption_acc", "accuracy under corruptions",
+                             lambda r: _mean_correct(r, "corruptions", name="corr"), lambda v: float(v[:, 0].mean())),
+    "corruption_retained": Metric("corruption_retained", "corruption accuracy / clean accuracy",
+                                  lambda r: _joined(_clean(r), _mean_correct(r, "corruptions", name="corr")),
+                                  lambda v: float(v[:, 1].mean() / max(v[:, 0].mean(), 1e-12))),
+    "pgd_acc": Metric("pgd_acc", "PGD (L-inf) robust accuracy, mean over the epsilon sweep",
+                      lambda r: _mean_correct(r, "adversarial", "pgd_linf", name="pgd"), lambda v: float(v[:, 0].mean())),
+    "pgd_retained": Metric("pgd_retained", "PGD robust accuracy / clean accuracy",
+                           lambda r: _joined(_clean(r), _mean_correct(r, "adversarial", "pgd_linf", name="pgd")),
+                           lambda v: float(v[:, 1].mean() / max(v[:, 0].mean(), 1e-12))),
+    "ece": Metric("ece", "expected calibration error (15 bins)", _ece_table, _ece_reduce, higher_is_better=False),
+    "shape_bias": Metric("shape_bias", "shape bias", _shape_table, _shape_reduce),
+    "bg_gap": Metric("bg_gap", "BG-gap (mixed_same - mixed_rand)", _bg_table,
+                     lambda v: float(np.nanmean(v[:, 0]) - np.nanmean(v[:, 1])), higher_is_better=False),
+}
+
+
+# ------------------------------------------------------------------------------------------ claims
+
+
+@dataclass
+class Claim:
+    key: str
+    text: str
+    paper: str
+    metric: str
+    a: Dict[str, str]                 # selector of group A: {"arm": ..., "strategy": ...}
+    b: Dict[str, str]
+    kind: str = "greater"             # greater | equivalent | closest-equivalent | spread
+    margin: float = 0.0
+
+
+HE = "He et al., ICLR 2023"
+SINGH = "Singh et al., CVPR-W 2024"
+
+CLAIMS: List[Claim] = [
+    Claim("clean-gap", "Synthetic clones trail real models in clean accuracy.", SINGH, "clean_acc",
+          {"arm": "real"}, {"arm": "synthetic"}),
+    Claim("adversarial", "Synthetic clones are much more vulnerable to adversarial noise (less of their accuracy survives PGD).",
+          SINGH, "pgd_retained", {"arm": "real"}, {"arm": "synthetic"}),
+    Claim("corruptions", "Synthetic clones are much more vulnerable to common corruptions (less accuracy survives).",
+          SINGH, "corruption_retained", {"arm": "real"}, {"arm": "synthetic"}),
+    Claim("shape-match", "Some synthetic clone matches the real model on shape bias (within ±0.05).", SINGH, "shape_bias",
+          {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.05),
+    Claim("background-match", "Some synthetic clone matches the real model on background bias (BG-gap within ±0.05).",
+          SINGH, "bg_gap", {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.05),
+    Claim("calibration-match", "Some synthetic clone matches the real model on calibration (ECE within ±0.02).", SINGH,
+          "ece", {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.02),
+    Claim("mixing-corruptions", "Mixing real and synthetic data improves corruption robustness over synthetic alone.",
+          SINGH, "corruption_acc", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}),
+    Claim("mixing-adversarial", "Mixing real and synthetic data improves adversarial robustness over synthetic alone.",
+          SINGH, "pgd_acc", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}),
+    Claim("prompt-robustness", "The prompt strategy changes robustness (corruption accuracy of the two most different strategies).",
+          SINGH, "corruption_acc", {"arm": "synthetic"}, {"arm": "synthetic"}, "spread"),
+    Claim("classifier-tuning", "Synthetic data improves zero-shot classification through classifier tuning.", HE,
+          "clean_acc", {"arm": "classifier-tuning"}, {"arm": "zero-shot"}),
+    Claim("clip-filter", "The CLIP-confidence filter helps (filtered vs unfiltered synthetic data).", HE, "clean_acc",
+          {"arm": "synthetic", "strategy": "@unfiltered"}, {"arm": "unfiltered"}),
+    Claim("language-enhancement", "Language enhancement helps (language-enhancement vs template prompts).", HE,
+          "clean_acc", {"arm": "synthetic", "strategy": "language-enhancement"}, {"arm": "synthetic", "strategy": "template"}),
+    Claim("few-shot", "Real-guided synthetic data helps few-shot learning.", HE, "clean_acc",
+          {"arm": "few-shot-guided"}, {"arm": "few-shot-real"}),
+    Claim("pretraining", "Synthetic pre-training helps fine-tuning on little real data (vs training from scratch).", HE,
+          "clean_acc", {"arm": "pretrain-finetune"}, {"arm": "few-shot-real"}),
+]
+
+
+@dataclass
+class Finding:
+    claim: Claim
+    verdict: str
+    estimate: Optional[stats.Interval] = None
+    a_value: Optional[float] = None
+    b_value: Optional[float] = None
+    a_models: List[str] = field(default_factory=list)
+    b_models: List[str] = field(default_factory=list)
+    note: str = ""
+
+    def row(self) -> List[str]:
+        return [
+            self.claim.text,
+            f"{METRICS[self.claim.metric].label}",
+            ", ".join(self.a_models) or "–",
+            ", ".join(self.b_models) or "–",
+            "–" if self.a_value is None else f"{self.a_value:.3f}",
+            "–" if self.b_value is None else f"{self.b_value:.3f}",
+            stats.format_ci(self.estimate, 3) if self.estimate else "–",
+            self.verdict,
+            self.note,
+        ]
+
+
+COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "verdict", "how"]
+
+
+def _select(models: pd.DataFrame, sel: Dict[str, str], other: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    out = models[models["arm"] == sel["arm"]]
+    strategy = sel.get("strategy")
+    if strategy and strategy.startswith("@"):  # the strategy the named arm used
+        ref = models[models["arm"] == strategy[1:]]
+        out = out[out["strategy"].isin(set(ref["strategy"]))]
+    elif strategy:
+        out = out[out["strategy"] == strategy]
+    return out
+
+
+class Evaluator:
+    """Evaluates claims over the run's rows (all models) and their tags."""
+
+    def __init__(self, rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500, seed: int = 0):
+        self.rows = rows
+        self.tags = tags  # columns: model, arm, seed, strategy
+        self.confidence = confidence
+        self.n_boot = n_boot
+        self.seed = seed
+        self._tables: Dict[Tuple[str, str], pd.DataFrame] = {}
+
+    def table(self, model: str, metric: str) -> pd.DataFrame:
+        key = (model, metric)
+        if key not in self._tables:
+            self._tables[key] = METRICS[metric].table(self.rows[self.rows["model"] == model])
+        return self._tables[key]
+
+    def value(self, model: str, metric: str) -> float:
+        t = self.table(model, metric)
+        return METRICS[metric].reduce(t.to_numpy(dtype=float)) if len(t) else float("nan")
+
+    def _group_diff(self, metric: str, a: Sequence[str], b: Sequence[str]) -> stats.Interval:
+        """Interval of mean(A) - mean(B) for models of one seed, by paired bootstrap over samples."""
+        m = METRICS[metric]
+        tables = {x: self.table(x, metric) for x in list(a) + list(b)}
+        common = None
+        for t in tables.values():
+            common = set(t.index) if common is None else common & set(t.index)
+        ids = sorted(common or [])
+        if not ids:
+            return stats.Interval(float("nan"), float("nan"), float("nan"), 0, "no shared samples")
+        arrays = {x: t.loc[ids].to_numpy(dtype=float) for x, t in tables.items()}
+
+        def statistic(idx: np.ndarray) -> float:
+            va = np.mean([m.reduce(arrays[x][idx]) for x in a])
+            vb = np.mean([m.reduce(arrays[x][idx]) for x in b])
+            return float(va - vb)
+
+        return stats.bootstrap_interval(statistic, len(ids), self.confidence, self.n_boot, self.seed)
+
+    def compare(self, metric: str, a: pd.DataFrame, b: pd.DataFrame) -> tuple[stats.Interval, float, float]:
+        """Interval of A - B over seeds (t) or, with one shared seed, over samples (bootstrap)."""
+        def at_seed(group: pd.DataFrame, seed) -> List[str]:
+            # the zero-shot model is deterministic and trained on nothing: it serves every seed
+            return list(group[(group["seed"] == seed) | (group["arm"] == "zero-shot")]["model"])
+
+        diffs, va, vb, used = [], [], [], []
+        for s in sorted(set(a["seed"]) | set(b["seed"])):
+            am, bm = at_seed(a, s), at_seed(b, s)
+            if not am or not bm:
+                continue
+            x = float(np.mean([self.value(mm, metric) for mm in am]))
+            y = float(np.mean([self.value(mm, metric) for mm in bm]))
+            va.append(x)
+            vb.append(y)
+            diffs.append(x - y)
+            used.append((am, bm))
+        if not diffs:
+            return stats.Interval(float("nan"), float("nan"), float("nan"), 0, "no shared seeds"), float("nan"), float("nan")
+        if len(diffs) >= 2:
+            return stats.t_interval(diffs, self.confidence), float(np.mean(va)), float(np.mean(vb))
+        am, bm = used[0]
+        return self._group_diff(metric, am, bm), va[0], vb[0]
+
+    def evaluate(self, claim: Claim) -> Finding:
+        a = _select(self.tags, claim.a)
+        b = _select(self.tags, claim.b)
+        if claim.kind == "spread":
+            return self._spread(claim, a)
+        if a.empty or b.empty:
+            missing = claim.a["arm"] if a.empty else claim.b["arm"]
+            detail = f" with strategy {claim.a.get('strategy') or claim.b.get('strategy')}" if (claim.a.get("strategy") or claim.b.get("strategy")) else ""
+            return Finding(claim, "not run", note=f"the run has no '{missing}' models{detail}; add the arm to study.arms")
+        note = ""
+        if claim.kind == "closest-equivalent":  # "some synthetic clone": the one closest to B
+            groups = list(a.groupby("strategy", dropna=False))
+            ref = float(np.mean([self.value(m, claim.metric) for m in b["model"]]))
+
+            def distance(group: pd.DataFrame) -> float:
+                d = abs(float(np.mean([self.value(m, claim.metric) for m in group["model"]])) - ref)
+                return d if np.isfinite(d) else np.inf
+
+            best = min(groups, key=lambda g: distance(g[1]))
+            a = best[1]
+            note = f"closest of {len(groups)} synthetic clone(s) chosen before testing; "
+        ci, va, vb = self.compare(claim.metric, a, b)
+        if not np.isfinite(ci.estimate):
+            return Finding(claim, "not run", note=f"the probe behind '{claim.metric}' produced no rows for these models",
+                           a_models=list(a["model"]), b_models=list(b["model"]))
+        if claim.kind in ("equivalent", "closest-equivalent"):
+            verdict = stats.verdict_equivalent(ci, claim.margin)
+            note += f"equivalence margin ±{claim.margin}; "
+        else:
+            verdict = stats.verdict_greater(ci)
+        note += ci.method
+        return Finding(claim, verdict, ci, va, vb, list(a["model"]), list(b["model"]), note)
+
+    def _spread(self, claim: Claim, a: pd.DataFrame) -> Finding:
+        strategies = sorted(set(a["strategy"].dropna()))
+        if len(strategies) < 2:
+            return Finding(claim, "not run", note="needs synthetic models from at least two prompt strategies (generate.prompts)")
+        means = {s: float(np.mean([self.value(m, claim.metric) for m in a[a["strategy"] == s]["model"]])) for s in strategies}
+        means = {s: v for s, v in means.items() if np.isfinite(v)}
+        if len(means) < 2:
+            return Finding(claim, "not run", note=f"the probe behind '{claim.metric}' produced no rows for these models")
+        ranked = sorted(means, key=means.get)  # two distinct strategies even when their means tie
+        lo, hi = ranked[0], ranked[-1]
+        ci, va, vb = self.compare(claim.metric, a[a["strategy"] == hi], a[a["strategy"] == lo])
+        return Finding(claim, stats.verdict_greater(ci), ci, va, vb, list(a[a["strategy"] == hi]["model"]),
+                       list(a[a["strategy"] == lo]["model"]),
+                       f"most vs least robust of {len(strategies)} strategies, chosen before testing; {ci.method}")
+
+
+def evaluate_claims(rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500) -> List[Finding]:
+    """Every claim in :data:`CLAIMS`, tested on ``rows`` (probe rows of all models) and ``tags``."""
+    ev = Evaluator(rows, tags, confidence, n_boot)
+    return [ev.evaluate(c) for c in CLAIMS]

@@ -1,0 +1,185 @@
+"""The report's plots, each computed from probe rows alone (matplotlib, Agg backend, PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _colors(n: int):
+    cmap = _plt().get_cmap("tab20" if n > 10 else "tab10")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def reliability(rows: pd.DataFrame, models: Sequence[str], path: Path, n_bins: int = 15) -> Optional[Path]:
+    """Accuracy vs confidence per equal-width bin, before and after temperature scaling."""
+    part = rows[(rows["probe"] == "calibration") & rows["model"].isin(models)]
+    if part.empty:
+        return None
+    plt = _plt()
+    conds = [c for c in ("uncalibrated", "temperature_scaled") if c in set(part["condition"])]
+    fig, axes = plt.subplots(1, len(conds), figsize=(5 * len(conds), 4.2), squeeze=False)
+    edges = np.linspace(0, 1, n_bins + 1)
+    for ax, cond in zip(axes[0], conds):
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+        for color, model in zip(_colors(len(models)), models):
+            p = part[(part["model"] == model) & (part["condition"] == cond)]
+            if p.empty:
+                continue
+            conf, corr = p["confidence"].to_numpy(), p["correct"].to_numpy().astype(float)
+            idx = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+            xs, ys = [], []
+            for b in range(n_bins):
+                sel = idx == b
+                if sel.sum() >= 5:
+                    xs.append(conf[sel].mean())
+                    ys.append(corr[sel].mean())
+            ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+        ax.set_title(cond.replace("_", " "))
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def corruption_severity(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Optional[Path]:
+    """Top-1 error vs corruption severity (mean over corruptions), one line per model."""
+    part = rows[(rows["probe"] == "corruptions") & rows["model"].isin(models)]
+    if part.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
+    for color, model in zip(_colors(len(models)), models):
+        p = part[part["model"] == model]
+        if p.empty:
+            continue
+        err = 1 - p.groupby(["condition", "severity"])["correct"].mean().groupby(level=1).mean()
+        c = clean[clean["model"] == model]
+        xs, ys = list(err.index), list(err.values)
+        if len(c):
+            xs, ys = [0] + xs, [1 - c["correct"].mean()] + ys
+        ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel("top-1 error (mean over corruptions)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def robust_accuracy(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Optional[Path]:
+    """Robust accuracy vs epsilon, one panel per attack, one line per model."""
+    import json
+
+    part = rows[(rows["probe"] == "adversarial") & rows["model"].isin(models)]
+    if part.empty:
+        return None
+    plt = _plt()
+    attacks = sorted(set(part["condition"]))
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.6 * len(attacks), 4), squeeze=False)
+    clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
+    for ax, attack in zip(axes[0], attacks):
+        for color, model in zip(_colors(len(models)), models):
+            p = part[(part["model"] == model) & (part["condition"] == attack)]
+            if p.empty:
+                continue
+            eps = p.groupby("severity")["extra"].first().map(lambda e: json.loads(e)["eps"])
+            acc = p.groupby("severity")["correct"].mean()
+            xs, ys = list(eps.values), list(acc.values)
+            c = clean[clean["model"] == model]
+            if len(c):
+                xs, ys = [0.0] + xs, [c["correct"].mean()] + ys
+            ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+        ax.set_title(attack)
+        ax.set_xlabel("epsilon")
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(0, 1)
+    axes[0][-1].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def shape_bias(summary: Dict[str, Dict], models: Sequence[str], path: Path) -> Optional[Path]:
+    """Shape bias per model (fraction of shape decisions among shape-or-texture decisions)."""
+    vals = [(m, summary.get(m, {}).get("shape_bias")) for m in models]
+    vals = [(m, v) for m, v in vals if v is not None]
+    if not vals:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(vals) + 1.2))
+    names = [m for m, _ in vals]
+    ax.barh(range(len(vals)), [v for _, v in vals], color=_colors(len(vals)))
+    ax.set_yticks(range(len(vals)), names, fontsize=7)
+    ax.axvline(0.5, color="k", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("shape bias (0 = texture, 1 = shape)")
+    ax.invert_yaxis()
+    return _save(fig, path)
+
+
+def ood_roc(rows: pd.DataFrame, models: Sequence[str], path: Path, method: str = "msp") -> Optional[Path]:
+    """ROC curves (in-distribution = positive) of the ``method`` score against each OOD set pooled."""
+    from sklearn.metrics import roc_curve
+
+    part = rows[(rows["probe"] == "ood") & rows["model"].isin(models) & rows["condition"].str.endswith(f":{method}")]
+    if part.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for color, model in zip(_colors(len(models)), models):
+        p = part[part["model"] == model]
+        if p.empty:
+            continue
+        is_id = p["condition"] == f"id:{method}"
+        if is_id.all() or not is_id.any():
+            continue
+        fpr, tpr, _ = roc_curve(is_id.astype(int), p["score"].to_numpy())
+        ax.plot(fpr, tpr, color=color, lw=1.2, label=model)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("false positive rate (OOD accepted)")
+    ax.set_ylabel("true positive rate (in-distribution kept)")
+    ax.set_title(f"OOD detection ({method}), all OOD sets pooled")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def accuracy_vs_robustness(summary: Dict[str, Dict], models: Sequence[str], arms: Dict[str, str], path: Path,
+                           robust_key: str = "corruption_acc") -> Optional[Path]:
+    """Clean accuracy (x) against a robustness number (y), coloured by arm."""
+    pts = [(m, summary.get(m, {}).get("clean_acc"), summary.get(m, {}).get(robust_key)) for m in models]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    arm_names = sorted({arms.get(m, m) for m, _, _ in pts})
+    colors = dict(zip(arm_names, _colors(len(arm_names))))
+    fig, ax = plt.subplots(figsize=(6, 4.6))
+    for arm in arm_names:
+        sel = [(x, y) for m, x, y in pts if arms.get(m, m) == arm]
+        ax.scatter([x for x, _ in sel], [y for _, y in sel], color=colors[arm], label=arm, s=28)
+    ax.set_xlabel("clean accuracy")
+    ax.set_ylabel(robust_key.replace("_", " "))
+    ax.legend(fontsize=7)
+    return _save(fig, path)

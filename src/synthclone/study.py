@@ -1,0 +1,332 @@
+"""The study that ``synthclone run`` executes: generate -> train -> bench -> report, as cached stages.
+
+Arms (``study.arms``), each trained once per seed in ``train.seeds``:
+
+====================  =====================================================================
+arm                   model
+====================  =====================================================================
+real                  supervised on the real training split (``data.train_limit`` images)
+synthetic             supervised on each prompt strategy's CLIP-filtered store (one model each)
+unfiltered            supervised on the first strategy's store without the filter
+mixed                 real + first strategy's store, ``train.mix_ratio`` synthetic per batch
+zero-shot             the small CLIP, zero-shot from class names (no training)
+classifier-tuning     frozen small CLIP + linear head from the zero-shot weights, on synthetic data
+ssl                   multi-positive SimCLR on synthetic images (same prompt = positives) + probe
+clip                  a CLIP-style image tower trained on the store's (image, prompt) pairs, zero-shot
+few-shot-real         supervised on ``study.few_shot_k`` real images per class
+few-shot-guided       the same few-shot images + a store generated from them (real guidance)
+pretrain-finetune     the synthetic model fine-tuned on the few-shot real images
+====================  =====================================================================
+
+Every stage lives in ``RUN_DIR/<stage>-<hash>`` (see :mod:`synthclone.pipeline`), so a second run
+skips finished stages and a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .pipeline import Stage, run_stages, write_json
+from .progress import progress, say
+
+
+@dataclass
+class ArmModel:
+    """One model of the study: how to train it and what it is for the findings."""
+
+    name: str                  # unique, e.g. "synthetic:template/s0"
+    arm: str
+    seed: int
+    strategy: Optional[str] = None
+    regime: Optional[str] = None   # None: not trained (zero-shot)
+    data: Any = None               # spec string or ("store", stage, kept_only)
+    needs: List[str] = field(default_factory=list)  # stage names it reads
+    options: Dict[str, Any] = field(default_factory=dict)
+    epochs: Optional[int] = None
+    model: Optional[str] = None
+
+    def tags(self) -> Dict[str, Any]:
+        return {"model": self.name, "arm": self.arm, "seed": self.seed, "strategy": self.strategy, "regime": self.regime}
+
+
+def _gen_stage_name(strategy: str) -> str:
+    return f"generate-{strategy}"
+
+
+FEW_SHOT_STAGE = "generate-guided"
+
+
+def _store_path(outputs: Dict[str, Any], stage: str) -> str:
+    return outputs[stage]["store"]
+
+
+def _real_spec(cfg) -> str:
+    return f"real:limit={cfg.data.train_limit}" if cfg.data.train_limit else "real"
+
+
+def plan_models(cfg) -> List[ArmModel]:
+    """The models of the study, in training order (a fine-tune comes after what it starts from)."""
+    arms = set(cfg.study.arms)
+    strategies = list(cfg.generate.prompts)
+    first = strategies[0]
+    k = cfg.study.few_shot_k
+    out: List[ArmModel] = []
+    for seed in cfg.train.seeds:
+        s = f"/s{seed}"
+        if "real" in arms:
+            out.append(ArmModel(f"real{s}", "real", seed, regime="supervised", data=_real_spec(cfg)))
+        if "synthetic" in arms or "pretrain-finetune" in arms:
+            for strat in strategies if "synthetic" in arms else [first]:
+                out.append(ArmModel(f"synthetic:{strat}{s}", "synthetic", seed, strat, "supervised",
+                                    ("store", _gen_stage_name(strat), True), [_gen_stage_name(strat)]))
+        if "unfiltered" in arms:
+            out.append(ArmModel(f"unfiltered:{first}{s}", "unfiltered", seed, first, "supervised",
+                                ("store", _gen_stage_name(first), False), [_gen_stage_name(first)]))
+        if "mixed" in arms:
+            out.append(ArmModel(f"mixed:{first}{s}", "mixed", seed, first, "supervised",
+                                ("mix", _gen_stage_name(first), cfg.train.mix_ratio), [_gen_stage_name(first)]))
+        if "zero-shot" in arms and seed == cfg.train.seeds[0]:
+            out.append(ArmModel("zero-shot", "zero-shot", seed))  # deterministic: one model for all seeds
+        if "classifier-tuning" in arms:
+            out.append(ArmModel(f"classifier-tuning:{first}{s}", "classifier-tuning", seed, first, "classifier-tuning",
+                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)]))
+        if "ssl" in arms:
+            out.append(ArmModel(f"ssl:{first}{s}", "ssl", seed, first, "ssl-multipos",
+                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)],
+                                epochs=cfg.study.ssl_epochs))
+        if "clip" in arms:
+            out.append(ArmModel(f"clip:{first}{s}", "clip", seed, first, "clip",
+                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)]))
+        if "few-shot-real" in arms or "few-shot-guided" in arms or "pretrain-finetune" in arms:
+            out.append(ArmModel(f"few-shot-real{s}", "few-shot-real", seed, regime="supervised",
+                                data=f"real:k={k}", epochs=cfg.study.few_shot_epochs))
+        if "few-shot-guided" in arms:
+            out.append(ArmModel(f"few-shot-guided{s}", "few-shot-guided", seed, first, "supervised",
+                                ("few-shot-mix", FEW_SHOT_STAGE, 0.5), [FEW_SHOT_STAGE], epochs=cfg.study.few_shot_epochs))
+        if "pretrain-finetune" in arms:
+            out.append(ArmModel(f"pretrain-finetune:{first}{s}", "pretrain-finetune", seed, first, "finetune",
+                                data=f"real:k={k}", options={"init_model": f"synthetic:{first}{s}"},
+                                epochs=cfg.study.few_shot_epochs))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def _generate_fn(cfg, strategy: str, shots: int = 0):
+    def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .distributed.generation import generate_store
+
+        gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots})
+        summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset)
+        for line in summary.lines()[:3]:
+            say(f"  {line}")
+        info = {k: v for k, v in summary.__dict__.items()}
+        info["images_per_second"] = summary.images_per_second
+        write_json(folder / "summary.json", info)
+        return {"store": str(folder / "store"), "made": summary.total, "kept": summary.kept,
+                "seconds": round(summary.seconds, 2), "unique_prompts": summary.unique_prompts}
+
+    return fn
+
+
+def _val_set(cfg):
+    from .data import load_dataset
+    from .training.engine import limit_val
+
+    val = load_dataset(cfg.data.dataset, split="val")
+    return limit_val(val, cfg.data.val_limit, seed=0)
+
+
+def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
+    """The training data of ``m``: a spec string, or an ImageSet for the unfiltered store."""
+    from .data.store import load_store
+
+    if isinstance(m.data, str) or m.data is None:
+        return m.data
+    kind, stage, arg = m.data
+    store = _store_path(inputs, stage)
+    if kind == "store":
+        return store if arg else load_store(store, kept_only=False)
+    if kind == "mix":
+        return f"{_real_spec(cfg)}+{store}@{arg}"
+    if kind == "few-shot-mix":
+        return f"real:k={cfg.study.few_shot_k}+{store}@{arg}"
+    raise ValueError(kind)
+
+
+def _train_fn(cfg, m: ArmModel):
+    def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .training import train_model
+
+        options = dict(m.options)
+        init = options.pop("init_model", None)
+        if init:
+            options["init"] = inputs[f"train-{init}"]["checkpoint"]
+        result = train_model(
+            m.regime, _train_data(cfg, m, inputs), _val_set(cfg), None if m.regime != "supervised" else cfg.train.model,
+            folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
+            lr=cfg.train.lr if m.regime == "supervised" else None, seed=m.seed, weight_decay=cfg.train.weight_decay,
+            precision=cfg.train.precision, **options,
+        )
+        info = result.to_dict()
+        write_json(folder / "result.json", info)
+        return {"checkpoint": str(result.checkpoint_dir), "val_accuracy": result.val_accuracy,
+                "seconds": round(result.seconds, 2), "images_per_s": result.images_per_s}
+
+    return fn
+
+
+def bench_settings(cfg):
+    """``robustness.BenchSettings`` from the run config (the test split is used only here)."""
+    from .data import load_dataset
+    from .errors import UserError
+    from .robustness import BenchSettings
+
+    known = set(BenchSettings.__dataclass_fields__)
+    unknown = sorted(set(cfg.bench.options) - known)
+    if unknown:
+        raise UserError(f"unknown bench.options {unknown}; valid: {', '.join(sorted(known - {'data', 'val', 'train', 'model_name'}))}")
+    settings = BenchSettings(
+        data=load_dataset(cfg.data.dataset, split="test"),
+        val=_val_set(cfg),
+        batch_size=cfg.bench.batch_size, seed=cfg.bench.seed, limit=cfg.bench.limit or cfg.data.test_limit,
+        ece_bins=cfg.bench.ece_bins, severities=list(cfg.bench.severities), epsilons=list(cfg.bench.epsilons),
+    )
+    for key, value in cfg.bench.options.items():
+        setattr(settings, key, value)
+    return settings
+
+
+def _bench_fn(cfg, m: ArmModel):
+    def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .data.fashion_mnist import CLASSES
+        from .models import load_any_model
+        from .robustness import run_probes
+        from .data.store import write_table
+
+        if m.regime is None:
+            classes = list(CLASSES) if cfg.data.dataset == "fashion-mnist" else None
+            model = load_any_model("small_clip", classes=classes)
+        else:
+            model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])
+        rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
+        write_table(rows, folder / "rows.parquet")
+        return {"rows": str(folder / "rows.parquet"), "seconds": rows.attrs.get("seconds", {}), "tags": m.tags()}
+
+    return fn
+
+
+def _report_fn(cfg, models: List[ArmModel]):
+    def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .report.build import build_report
+
+        # the report always lands in RUN_DIR/report/ (the hashed stage folder holds only done.json)
+        html, md = build_report(cfg, folder.parent, inputs, models, folder.parent / "report")
+        return {"html": str(html), "markdown": str(md)}
+
+    return fn
+
+
+def build_stages(cfg) -> List[Stage]:
+    """Every stage of the study, in dependency order."""
+    from .pipeline import data_stage
+
+    stages = [data_stage(cfg)]
+    gcfg = cfg.generate.model_dump()
+    models = plan_models(cfg)
+    wanted = {need for m in models for need in m.needs}
+    for strat in cfg.generate.prompts:
+        name = _gen_stage_name(strat)
+        if name in wanted or strat == cfg.generate.prompts[0]:
+            stages.append(Stage(name, _generate_fn(cfg, strat), {**gcfg, "prompts": [strat], "dataset": cfg.data.dataset}, []))
+    if FEW_SHOT_STAGE in wanted:
+        stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
+                            {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
+                             "dataset": cfg.data.dataset}, []))
+    train_cfg = {**cfg.train.model_dump(), "data": cfg.data.model_dump(), "study": cfg.study.model_dump()}
+    for m in models:
+        if m.regime is None:
+            continue
+        needs = list(m.needs)
+        if "init_model" in m.options:
+            needs.append(f"train-{m.options['init_model']}")
+        stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs}, needs))
+    bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump()}
+    for m in models:
+        needs = [] if m.regime is None else [f"train-{m.name}"]
+        stages.append(Stage(f"bench-{m.name}", _bench_fn(cfg, m), {**bench_cfg, "arm": m.tags()}, needs))
+    report_inputs = [s.name for s in stages]
+    stages.append(Stage("report", _report_fn(cfg, models), {**cfg.report.model_dump(), "study": cfg.study.model_dump()},
+                        report_inputs))
+    return stages
+
+
+def finished_outputs(cfg, run_dir: Path) -> Dict[str, Any]:
+    """Outputs of the stages of ``cfg`` already finished in ``run_dir`` (nothing is run)."""
+    hashes: Dict[str, str] = {}
+    outputs: Dict[str, Any] = {}
+    for stage in build_stages(cfg):
+        folder = stage.folder(Path(run_dir), hashes)
+        hashes[stage.name] = folder.name
+        marker = folder / "done.json"
+        if marker.is_file():
+            outputs[stage.name] = json.loads(marker.read_text())["outputs"]
+    return outputs
+
+
+def check(cfg) -> List[str]:
+    """Validate the names a config uses against the registries, without loading data or weights.
+
+    Raises :class:`~synthclone.errors.UserError` for an unknown name; returns notes about things
+    that are only needed at run time (a dataset folder absent on this machine, a missing extra).
+    """
+    import importlib.util
+
+    from .data import DATASETS
+    from .errors import UserError
+    from .filters import FILTERS
+    from .generators import GENERATORS
+    from .prompts import PROMPTS
+    from .robustness import resolve_probes
+    from .training import REGIMES
+
+    notes: List[str] = []
+    GENERATORS.get(cfg.generate.generator)
+    for p in cfg.generate.prompts:
+        PROMPTS.get(p)
+    for f in cfg.generate.filter:
+        FILTERS.get(f)
+    resolve_probes(cfg.bench.probes)
+    for m in plan_models(cfg):
+        if m.regime:
+            REGIMES.get(m.regime)
+    model = cfg.train.model
+    if model.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(model.split(":", 1)[1].split("@")[0]):
+            raise UserError(f"train.model {model!r}: timm has no such model; see timm.list_models()")
+    elif model.startswith("torchvision:"):
+        import torchvision
+
+        if model.split(":", 1)[1] not in torchvision.models.list_models():
+            raise UserError(f"train.model {model!r}: torchvision has no such model; see torchvision.models.list_models()")
+    elif ":" not in model and not Path(model).exists():
+        from .models import MODELS
+
+        MODELS.get(model)
+    if cfg.data.dataset not in DATASETS and not Path(cfg.data.dataset).is_dir():
+        notes.append(f"dataset folder {cfg.data.dataset} is not on this machine (needed at run time)")
+    extras = {"diffusers": "diffusers", "open_clip": "clip"}
+    if cfg.generate.generator == "diffusers" and importlib.util.find_spec("diffusers") is None:
+        notes.append("the diffusers extra is not installed: pip install 'synthclone[diffusers]'")
+    if cfg.generate.ray and importlib.util.find_spec("ray") is None:
+        notes.append("the ray extra is not installed: pip install 'synthclone[ray]'")
+    if "open_clip" in model and importlib.util.find_spec(extras["open_clip"]) is None:
+        notes.append("the clip extra is not installed: pip install 'synthclone[clip]'")
+    return notes
