@@ -77,7 +77,9 @@ def _offline_env() -> None:
 
 
 def _from_sentence_transformer(model, name: str) -> TextEncoder:
-    dim = model.get_sentence_embedding_dimension()
+    # renamed get_embedding_dimension in sentence-transformers 6; the old name warns there
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = get_dim()
 
     def embed(texts: List[str]) -> torch.Tensor:
         with torch.inference_mode():

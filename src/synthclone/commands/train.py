@@ -1,11 +1,168 @@
-"""``synthclone train``: not available yet (issue #5)."""
+"""``synthclone train``: train a recognizer on real, synthetic or mixed data with any regime.
 
-from ..errors import NotLandedError
+Examples::
+
+    synthclone train --data real --model resnet8 --regime supervised --out runs/real-r8 --epochs 3
+    synthclone train --data real+runs/x/store@0.5 --out runs/mix              # half synthetic per batch
+    synthclone train --data real:k=16+runs/x/store --regime classifier-tuning --model small_clip \\
+        --loss-weights 1,0.5 --out runs/fewshot-ct
+    synthclone train --data real --regime finetune --init runs/synth-r8 --out runs/ft
+    torchrun --nproc_per_node 2 -m synthclone train --data real --out runs/ddp   # data-parallel (gloo)
+    synthclone train --data real --out runs/ray --ray local --workers 2            # Ray Train workers
+    synthclone train --config configs/quickstart.yaml --out runs/cfg
+
+The checkpoint (``OUT/model.safetensors`` + ``OUT/meta.json``) is the epoch with the best
+validation accuracy; ``--test`` evaluates it once on the test split after training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..progress import say
+
+
+def _floats(text: str):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--loss-weights {text!r} must be comma-separated numbers, e.g. 1,0.5") from None
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("rest", nargs="*", help="arguments (this subcommand has not landed yet)")
+    parser.add_argument("--data", help="data spec: real | STORE | real+STORE@0.5 | real+STORE:n=100 | real:k=16 (default: real)")
+    parser.add_argument("--model", help="resnet8 | resnet20 | CHECKPOINT_DIR | timm:NAME | torchvision:NAME | "
+                                        "open_clip:NAME | small_clip (default: resnet8; small_clip for classifier-tuning)")
+    parser.add_argument("--regime", help="supervised | finetune | linear-probe | classifier-tuning | ssl | ssl-multipos | clip")
+    parser.add_argument("--out", required=True, help="checkpoint directory to write (a killed run resumes from it)")
+    parser.add_argument("--config", help="YAML config; its train: section gives defaults for the flags")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: per regime)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--precision", choices=["bf16", "fp32"])
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"])
+    parser.add_argument("--warmup-epochs", type=float, default=0.5)
+    parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
+    parser.add_argument("--val-limit", type=int, help="validate on a fixed subset of this many validation images")
+    parser.add_argument("--loss-weights", type=_floats, help="loss weight per data part, e.g. 1,0.5 for real,synthetic")
+    parser.add_argument("--init", help="finetune: the checkpoint to start from")
+    parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
+    parser.add_argument("--dataset", help="the real dataset behind 'real' and the val/test splits (default: fashion-mnist)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="regime option, e.g. tau=0.1, probe_epochs=5, temperature=2, probe_data=real")
+    parser.add_argument("--test", action="store_true", help="after training, evaluate the selected checkpoint on the test split")
+    parser.add_argument("--test-limit", type=int)
+    parser.add_argument("--ray", nargs="?", const="local", help="train on Ray Train workers ('local' or a Ray address)")
+    parser.add_argument("--workers", type=int, default=2, help="number of Ray workers with --ray")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+
+
+def _options(pairs) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--option {pair!r} must look like key=value (e.g. tau=0.1)")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
 
 
 def run(args) -> int:
-    raise NotLandedError("'synthclone train' has not landed yet (issue #5); see README for what runs today")
+    from ..config import RunConfig, load_config
+
+    cfg = load_config(args.config) if args.config else RunConfig()
+    threads = args.threads or cfg.threads
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    t = cfg.train
+    regime = args.regime or t.regimes[0]
+    data = args.data or t.data
+    dataset = args.dataset or cfg.data.dataset
+    seed = args.seed if args.seed is not None else t.seeds[0]
+    model = args.model or (t.model if args.config or regime != "classifier-tuning" else None)
+    kwargs = dict(
+        regime=regime, train_data=data, model=model, out_dir=args.out,
+        epochs=args.epochs or t.epochs, batch_size=args.batch_size or t.batch_size,
+        lr=args.lr if args.lr is not None else (t.lr if args.config else None), seed=seed,
+        weight_decay=args.weight_decay if args.weight_decay is not None else t.weight_decay,
+        precision=args.precision or t.precision, warmup_epochs=args.warmup_epochs, patience=args.patience,
+        val_limit=args.val_limit or cfg.data.val_limit, optimizer=args.optimizer, loss_weights=args.loss_weights,
+        **_options(args.option),
+    )
+    if args.init:
+        kwargs["init"] = args.init
+    if args.pretrained:
+        kwargs["pretrained"] = True
+    if args.ray:
+        from ..training.launch import train_with_ray
+
+        say(f"training on {args.workers} Ray workers ({args.ray})")
+        train_with_ray(kwargs, dataset, args.workers, args.ray)
+        from ..models.checkpoint import read_meta
+
+        info = read_meta(args.out)["training"]
+        print(f"{regime} on {data} ({args.workers} Ray workers): best val acc {info.get('val_accuracy')} "
+              f"(epoch {info.get('best_epoch')}) -> {args.out}")
+        return _finish(args, dataset)
+
+    from ..data import load_dataset
+    from ..training import train_model
+    from ..training.launch import init_from_env, shutdown
+    from ..training.engine import world
+
+    distributed = init_from_env()
+    try:
+        val = _val_split(dataset)
+        kwargs["train_data"] = _resolve_data(data, dataset, seed)
+        result = train_model(val_data=val, **kwargs)
+        if world()[1] != 0:
+            return 0
+        acc = f"{result.val_accuracy:.4f}" if result.val_accuracy is not None else "n/a"
+        print(f"{regime} {model or ''} on {data}: best val acc {acc} (epoch {result.best_epoch}), "
+              f"{result.images_per_s:.0f} images/s -> {result.checkpoint_dir}")
+    finally:
+        if distributed:
+            shutdown()
+    return _finish(args, dataset)
+
+
+def _val_split(dataset: str):
+    from ..data import DATASETS, load_dataset
+
+    if dataset in DATASETS:
+        try:
+            return load_dataset(dataset, split="val")
+        except UserError:
+            return None
+    return None
+
+
+def _resolve_data(spec: str, dataset: str, seed: int):
+    from ..data.mixing import load_train_data
+
+    return load_train_data(spec, dataset=dataset, seed=seed)
+
+
+def _finish(args, dataset: str) -> int:
+    if not args.test:
+        return 0
+    from ..data import load_dataset
+    from ..models import load_any_model
+    from ..training.engine import accuracy, limit_val
+
+    # the one place the test split is read: after training and model selection are over
+    test = limit_val(load_dataset(dataset, split="test"), args.test_limit)
+    model = load_any_model(args.out)
+    acc = accuracy(model, test)
+    out = Path(args.out) / "test_eval.json"
+    out.write_text(json.dumps({"test_accuracy": acc, "test_size": len(test), "dataset": dataset}, indent=2))
+    print(f"test accuracy {acc:.4f} on {len(test)} images (written to {out})")
+    return 0

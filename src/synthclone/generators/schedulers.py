@@ -105,8 +105,11 @@ def trailing_timesteps(num_train_timesteps: int, num_inference_steps: int) -> Li
 class _Sampler:
     """Common part: the visited timesteps and the ``abar`` each update lands on."""
 
-    def __init__(self, schedule: NoiseSchedule):
+    def __init__(self, schedule: NoiseSchedule, clip_sample: bool = False):
         self.schedule = schedule
+        # clip the predicted clean image to the data range [-1, 1] (and re-derive eps from it): keeps
+        # strongly guided samples in range, like diffusers' ``clip_sample``
+        self.clip_sample = clip_sample
         self.timesteps: List[int] = []
         self.step_index = 0
 
@@ -124,6 +127,13 @@ class _Sampler:
 
     def _reset(self) -> None:
         pass
+
+    def _predict(self, model_output: torch.Tensor, sample: torch.Tensor, abar: float):
+        x0, eps = self.schedule.split(model_output, sample, abar)
+        if self.clip_sample:
+            x0 = x0.clamp(-1.0, 1.0)
+            eps = (sample - math.sqrt(abar) * x0) / math.sqrt(1.0 - abar)
+        return x0, eps
 
     def _abar(self, i: int) -> float:
         """``abar`` at visited step ``i``; past the last visited step it is 1 (sigma = 0, a clean image)."""
@@ -143,7 +153,7 @@ class DDIMScheduler(_Sampler):
 
     def step(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         i = self.step_index
-        x0, eps = self.schedule.split(model_output, sample, self._abar(i))
+        x0, eps = self._predict(model_output, sample, self._abar(i))
         abar_prev = self._abar(i + 1)
         self.step_index += 1
         return math.sqrt(abar_prev) * x0 + math.sqrt(1.0 - abar_prev) * eps
@@ -172,7 +182,7 @@ class DPMSolverMultistepScheduler(_Sampler):
     def step(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         i = self.step_index
         abar_s, abar_t = self._abar(i), self._abar(i + 1)
-        x0, _ = self.schedule.split(model_output, sample, abar_s)
+        x0, _ = self._predict(model_output, sample, abar_s)
         a_s, s_s, lam_s = self._alpha_sigma_lambda(abar_s)
         a_t, s_t, lam_t = self._alpha_sigma_lambda(abar_t)
         last = i == len(self.timesteps) - 1
@@ -194,9 +204,9 @@ class DPMSolverMultistepScheduler(_Sampler):
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
 
 
-def make_scheduler(name: str, schedule: NoiseSchedule):
+def make_scheduler(name: str, schedule: NoiseSchedule, clip_sample: bool = False):
     """A fresh sampler by name (``"dpm"`` = DPM-Solver++(2M), ``"ddim"``) over ``schedule``."""
     try:
-        return SCHEDULERS[name](schedule)
+        return SCHEDULERS[name](schedule, clip_sample=clip_sample)
     except KeyError:
         raise UserError(f"unknown scheduler {name!r}; valid schedulers: {', '.join(sorted(SCHEDULERS))}") from None

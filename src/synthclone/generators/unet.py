@@ -26,7 +26,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 def _norm(c: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, c), c)
+    return nn.GroupNorm(math.gcd(8, c), c)  # 8 groups whenever the width allows
 
 
 class FiLMResBlock(nn.Module):

@@ -4,6 +4,8 @@ Every classifier follows one contract (:class:`~synthclone.models.base.Classifie
 in [0, 1] shaped (N, C, H, W), normalises inside, and returns logits over its label space.
 """
 
+import torch
+
 from ..registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -20,4 +22,101 @@ def list_models():
 
 from . import resnet  # noqa: E402,F401  (registers the embedded nets)
 
-__all__ = ["MODELS", "create_model", "list_models"]
+PREFIXES = ("timm:", "torchvision:", "open_clip:")
+
+
+def clip_classifier(tower, classes, templates=None, trainable_head: bool = False, tower_recipe=None, name="small_clip"):
+    """A CLIP-like ``tower`` (``encode_image``, ``zero_shot_head``, ``logit_scale``) as a zero-shot
+    classifier over ``classes``: pixels [0, 1] (N, C, H, W) -> logits (N, K)."""
+    from .base import ModelSpec
+    from .checkpoint import set_recipe
+    from .external import ClipZeroShot
+
+    head = tower.zero_shot_head(list(classes), templates)
+    mean = tuple(getattr(tower, "mean", torch.tensor([0.0])).flatten().tolist())
+    std = tuple(getattr(tower, "std", torch.tensor([1.0])).flatten().tolist())
+    size = tuple(getattr(tower, "input_size", (28, 28)))
+    spec = ModelSpec(name=name, num_classes=len(classes), in_chans=len(mean), input_size=size, mean=mean, std=std,
+                     classes=list(classes), kwargs={"templates": templates})
+    scale = float(tower.logit_scale)  # contract: the multiplier itself, not its log
+    model = ClipZeroShot(tower, head, spec, scale, trainable_head=trainable_head)
+    if tower_recipe is not None:
+        set_recipe(model, {"type": "clip_zero_shot", "tower": tower_recipe, "dim": int(head.shape[1]), "scale": scale,
+                           "trainable_head": trainable_head, "spec": spec.to_dict()})
+    excl = getattr(tower, "checkpoint_exclude", ())
+    model.checkpoint_exclude = tuple(f"tower.{p}" for p in excl)
+    return model
+
+
+def load_any_model(name: str, classes=None, num_classes=None, in_chans=None, input_size=None,
+                   pretrained=False, class_map=None, **kwargs):
+    """Any classifier by one string, under the [0, 1]-pixels contract (``models.base.Classifier``).
+
+    ``name`` is a checkpoint directory (written by ``synthclone train``), a registered model
+    (``resnet8``), ``timm:NAME``, ``torchvision:NAME``, ``open_clip:NAME`` (``NAME@TAG`` for pretrained
+    weights, ``local-dir:/path`` for a saved model; zero-shot over ``classes``) or ``small_clip``
+    (the embedded CLIP, zero-shot). Pretrained weights are off unless ``pretrained`` is set.
+    ``class_map`` ({target: [source indices]}) maps a model's own label space onto fewer classes.
+    A new model gets ``in_chans`` / ``input_size`` (the data's) unless it loads pretrained weights.
+    """
+    from pathlib import Path
+
+    from ..errors import UserError
+    from .checkpoint import load_checkpoint, set_recipe
+
+    k = num_classes if num_classes is not None else (len(classes) if classes else None)
+    if Path(name).is_dir():
+        return load_checkpoint(name)
+    if name.startswith("timm:") or name.startswith("torchvision:"):
+        from .external import timm_model, torchvision_model
+
+        kind, net = name.split(":", 1)
+        build = timm_model if kind == "timm" else torchvision_model
+        extra = {"in_chans": in_chans} if kind == "timm" and in_chans is not None else {}
+        model = build(net, classes=classes, num_classes=None if class_map else k, pretrained=pretrained,
+                      input_size=input_size, class_map=class_map, **extra, **kwargs)
+        recipe_kw = {**model.spec.kwargs, "classes": list(classes) if classes else None}
+        recipe_kw.pop("pretrained", None)
+        return set_recipe(model, {"type": kind, "name": net, "kwargs": recipe_kw})
+    if name.startswith("open_clip:"):
+        from .external import load_open_clip
+
+        net = name.split(":", 1)[1]
+        if not classes:
+            raise UserError(f"{name} needs class names for its zero-shot head; pass classes")
+        tower = load_open_clip(net, pretrained=pretrained if isinstance(pretrained, str) else None)
+        return clip_classifier(tower, classes, kwargs.get("templates"), kwargs.get("trainable_head", False),
+                               {"type": "open_clip_tower", "name": tower.name}, name=name)
+    if name == "small_clip" or name.startswith("small_clip:"):
+        from .small_clip import load_small_clip
+
+        if not classes:
+            raise UserError("small_clip needs class names for its zero-shot head; pass classes")
+        clip_kw = dict(kwargs.get("clip_kwargs") or {})
+        if name == "small_clip:tiny":
+            clip_kw = {"weights": None, "tiny": True, **clip_kw}
+        import copy
+
+        tower = copy.deepcopy(load_small_clip(**clip_kw))  # the loader caches one shared instance: never mutate it
+        return clip_classifier(tower, classes, kwargs.get("templates"), kwargs.get("trainable_head", False),
+                               {"type": "small_clip", "kwargs": clip_kw}, name="small_clip")
+    if name in MODELS:
+        kw = dict(kwargs)
+        if k is not None:
+            kw["num_classes"] = k
+        if classes:
+            kw["classes"] = list(classes)
+        if in_chans is not None:
+            kw["in_chans"] = in_chans
+        if input_size is not None:
+            kw["input_size"] = tuple(input_size)
+        model = create_model(name, **kw)
+        if "input_size" in kw:
+            kw["input_size"] = list(kw["input_size"])
+        return set_recipe(model, {"type": "registered", "name": name, "kwargs": kw})
+    valid = ", ".join(MODELS.names())
+    raise UserError(f"unknown model {name!r}; use a checkpoint directory, one of {valid}, small_clip, "
+                    "or timm:NAME / torchvision:NAME / open_clip:NAME")
+
+
+__all__ = ["MODELS", "create_model", "list_models", "load_any_model", "clip_classifier"]

@@ -1,7 +1,68 @@
-"""Training regimes."""
+"""Training regimes: ``train_model(regime, train_data, val_data, model, out_dir, ...)``.
+
+Regimes are registered in :data:`REGIMES` (``synthclone list regimes``); each trains through the
+one loop in :mod:`synthclone.training.engine` and writes a checkpoint directory that
+``synthclone.models.load_any_model`` (and so ``synthclone bench``) loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from ..registry import Registry
 
 REGIMES: Registry = Registry("regime")
 
-__all__ = ["REGIMES"]
+
+def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir, epochs: int = 3,
+                batch_size: int = 128, lr: Optional[float] = None, seed: int = 0, weight_decay: float = 5e-4,
+                precision: str = "bf16", warmup_epochs: float = 0.5, patience: Optional[int] = None,
+                val_limit: Optional[int] = None, optimizer: Optional[str] = None,
+                loss_weights: Optional[Sequence[float]] = None, **options: Any):
+    """Train ``model`` with ``regime`` and write the best-on-validation checkpoint to ``out_dir``.
+
+    Args:
+        regime: a name in :data:`REGIMES` (supervised, finetune, linear-probe, classifier-tuning,
+            ssl, ssl-multipos, clip).
+        train_data: a data spec string (``"real"``, ``"real+STORE@0.5"``, see
+            :mod:`synthclone.data.mixing`), a :class:`~synthclone.data.mixing.TrainData` or an
+            :class:`~synthclone.data.images.ImageSet`.
+        val_data: the validation split (:class:`ImageSet`) used for model selection, or None.
+        model: a model name for :func:`synthclone.models.load_any_model` (None: the regime's default).
+        out_dir: the checkpoint directory to write (resumed if a killed run of the same config left state).
+        loss_weights: per data part loss weights (e.g. ``[1.0, 0.5]`` for real, synthetic).
+        options: regime options (``init``, ``tau``, ``probe_epochs``, ``temperature``, ``templates``, ...).
+    Returns:
+        :class:`~synthclone.training.engine.TrainResult` (checkpoint_dir, history, val_accuracy, ...).
+    """
+    from ..data.images import ImageSet
+    from ..data.mixing import TrainData, from_sets, load_train_data
+    from .engine import Settings
+    from .regimes import DEFAULT_LR, DEFAULT_MODEL, Context
+
+    fn = REGIMES.get(regime)
+    if isinstance(train_data, str):
+        train = load_train_data(train_data, seed=seed)
+    elif isinstance(train_data, ImageSet):
+        name = train_data.meta.get("store") or train_data.name or "real"
+        train = from_sets([train_data], names=[name if train_data.meta.get("store") else "real"])
+    elif isinstance(train_data, TrainData):
+        train = train_data
+    else:
+        raise TypeError(f"train_data must be a spec string, TrainData or ImageSet, not {type(train_data).__name__}")
+    settings = Settings(epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR.get(regime, 0.05),
+                        weight_decay=weight_decay, seed=seed, precision=precision, warmup_epochs=warmup_epochs,
+                        patience=patience, val_limit=val_limit, optimizer=optimizer or "sgd",
+                        source_weights=list(loss_weights) if loss_weights else None)
+    if optimizer:
+        options["optimizer_given"] = True
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(regime, train, val_data, model or DEFAULT_MODEL.get(regime, "resnet8"), out, settings, options)
+    return fn(ctx)
+
+
+from . import regimes  # noqa: E402,F401  (registers the regimes)
+
+__all__ = ["REGIMES", "train_model"]

@@ -1,0 +1,196 @@
+"""The whole of ``synthclone generate``: plan a store, make its shards (in-process or Ray), filter, summarise.
+
+Real-guided (few-shot) generation: ``shots = k`` real images per class are taken from the dataset's
+``train`` split with ``ImageSet.per_class(k, seed)``; image ``j`` of class ``c`` starts from real
+image ``j mod k`` of that class, noised to ``strength`` and denoised with the class prompt (img2img).
+The strength rule, when not given::
+
+    strength(k) = clip(0.9 - 0.1 * log2(k), 0.5, 0.9)   # k=1: 0.9, 2: 0.8, 4: 0.7, 8: 0.6, >=16: 0.5
+
+With one shot the generator must add most of the variety (high strength, far from the source);
+with more shots the real images already vary, so less noise keeps the synthetic set closer to the
+real distribution. Each manifest row records ``source_id`` and ``strength``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..data.store import STORE_VERSION, StorePlan, check_output, finalize, open_store, prompts_digest, safe_class_names
+from ..errors import UserError
+from ..progress import progress, say
+
+
+def strength_for_shots(k: int) -> float:
+    """img2img strength for ``k`` real images per class (see the module doc); in [0.5, 0.9]."""
+    if k < 1:
+        raise UserError(f"shots must be >= 1 for real-guided generation, got {k}")
+    return round(min(0.9, max(0.5, 0.9 - 0.1 * math.log2(k))), 4)
+
+
+@dataclass
+class GenerateSummary:
+    """What a ``generate`` run did."""
+
+    out: str
+    total: int
+    made: int
+    resumed_shards: int
+    kept: int
+    per_class: Dict[str, Dict[str, int]]
+    unique_prompts: Dict[str, int]
+    seconds: float
+    config_hash: str
+    strength: Optional[float] = None
+    filters: List[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.made / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> List[str]:
+        out = [
+            f"store: {self.out} (config {self.config_hash})",
+            f"made {self.made:,} images this run ({self.total:,} in the store, {self.resumed_shards} shards resumed) "
+            f"in {self.seconds:.1f} s, {self.images_per_second:.1f} images/s",
+            f"kept {self.kept:,} of {self.total:,} by filters: {', '.join(self.filters) or 'none'}",
+        ]
+        width = max((len(c) for c in self.per_class), default=5)
+        out.append(f"  {'class':<{width}}  made  kept  unique prompts")
+        for c, row in self.per_class.items():
+            out.append(f"  {c:<{width}}  {row['made']:>4}  {row['kept']:>4}  {self.unique_prompts.get(c, 0):>5}")
+        return out
+
+
+def classes_of(dataset: str) -> List[str]:
+    """Class names of a dataset (name or ImageFolder path) without loading images where possible."""
+    if dataset == "fashion-mnist":
+        from ..data.fashion_mnist import CLASSES
+
+        return list(CLASSES)
+    from ..data import load_dataset
+
+    return load_dataset(dataset, split="train").classes
+
+
+def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Optional[Sequence[str]] = None) -> tuple:
+    """Build the :class:`StorePlan` of a ``GenerateConfig``; returns ``(plan, generator, filters)``.
+
+    Raises a one-line :class:`UserError` for an unknown strategy / filter / generator, a bad
+    option, or real guidance the dataset cannot give — before anything is written.
+    """
+    from ..filters import FILTERS
+    from ..prompts import PROMPTS, make_prompts
+    from .worker import build_filters, build_generator
+
+    if len(cfg.prompts) != 1:
+        raise UserError(f"generate makes one store per prompt strategy; give one (got {cfg.prompts}); 'synthclone run' makes one store each")
+    strategy = cfg.prompts[0]
+    PROMPTS.get(strategy)
+    filter_names = [f for f in cfg.filter if f not in ("none", "")]
+    for name in filter_names:
+        FILTERS.get(name)
+    unknown = sorted(set(cfg.filter_options) - set(filter_names))
+    if unknown:
+        raise UserError(f"filter_options for {unknown} but those filters are not enabled ({filter_names or 'none'}); add them to filter")
+    if cfg.per_class < 1:
+        raise UserError(f"per-class must be >= 1, got {cfg.per_class}")
+    check_output(out)
+    classes = list(classes) if classes else classes_of(dataset)
+    if not classes:
+        raise UserError(f"dataset {dataset} has no classes")
+    try:
+        prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, **cfg.prompt_options)
+    except TypeError as exc:  # an option the strategy does not take
+        raise UserError(f"prompt strategy {strategy!r} does not take those options ({cfg.prompt_options}): {exc}") from None
+    gen_spec = {"name": cfg.generator, "weights": cfg.model}
+    generator = build_generator(gen_spec)
+    filter_specs = []
+    for name in filter_names:
+        options = dict(cfg.filter_options.get(name, {}))
+        filter_specs.append({"name": name, "options": options})
+    try:
+        filters = build_filters(filter_specs)
+    except TypeError as exc:
+        raise UserError(f"bad filter options {cfg.filter_options}: {exc}") from None
+    for f in filters:
+        f.prepare()
+    real = None
+    strength = None
+    if cfg.shots:
+        from ..data import load_dataset
+
+        data = load_dataset(dataset, split="train")
+        if list(data.classes) != classes:
+            raise UserError(f"real-guided generation needs the dataset's own classes; {dataset} has {data.classes[:5]}...")
+        try:
+            few = data.per_class(cfg.shots, seed=cfg.seed)
+        except ValueError as exc:
+            raise UserError(f"shots={cfg.shots}: {exc}; use fewer shots") from None
+        strength = cfg.strength if cfg.strength is not None else strength_for_shots(cfg.shots)
+        real = {"images": few.images.contiguous(), "ids": list(few.ids), "k": cfg.shots, "strength": strength}
+    elif cfg.strength is not None:
+        raise UserError("strength is only for real-guided generation; add --shots K or drop --strength")
+    settings = {"guidance": float(cfg.guidance), "steps": int(cfg.steps), "scheduler": cfg.scheduler, "batch_size": int(cfg.batch_size)}
+    identity = {
+        "store_version": STORE_VERSION,
+        "classes": classes,
+        "strategy": strategy,
+        "prompt_options": cfg.prompt_options,
+        "prompts_sha256": prompts_digest([p.text for p in prompts]),
+        "per_class": cfg.per_class,
+        "seed": cfg.seed,
+        "shard_size": cfg.shard_size,
+        "generator": {"spec": gen_spec, "config": getattr(generator, "config", {})},
+        "guidance": settings["guidance"],
+        "steps": settings["steps"],
+        "scheduler": settings["scheduler"],
+        "filters": [f.identity() for f in filters],
+        "real": None if real is None else {"dataset": dataset, "k": cfg.shots, "strength": strength,
+                                           "source_ids": prompts_digest(real["ids"])},
+    }
+    plan = StorePlan(
+        root=str(Path(out)), classes=classes, safe_classes=safe_class_names(classes),
+        prompts=[p.text for p in prompts], strategy=strategy, per_class=cfg.per_class, seed=cfg.seed,
+        shard_size=cfg.shard_size, generator=gen_spec, settings=settings, filters=filter_specs, real=real,
+        identity=identity,
+    )
+    return plan, generator, filters
+
+
+def generate_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Optional[Sequence[str]] = None,
+                   num_cpus: Optional[int] = None) -> GenerateSummary:
+    """Make (or resume) the store of ``cfg`` (a ``GenerateConfig``) in ``out``; returns the summary."""
+    from ..prompts import Prompt, describe_prompts
+    from . import run_shards
+
+    plan, _generator, filters = plan_store(cfg, out, dataset=dataset, classes=classes)
+    done = open_store(plan)
+    shards = plan.shards()
+    pending = [s for s in shards if not plan.is_done(s)]
+    if done:
+        say(f"resuming {plan.root}: {done} of {len(shards)} shards already done")
+    start = time.time()
+    bar = progress(total=plan.total, initial=plan.total - sum(len(s) for s in pending), desc="generate", unit="img")
+    try:
+        made = run_shards(plan, pending, ray=cfg.ray, num_cpus=num_cpus,
+                          on_done=lambda shard, n: bar.update(len(shard)))
+    finally:
+        bar.close()
+    manifest = finalize(plan, filters)
+    seconds = time.time() - start
+    per_class = {}
+    for c, name in enumerate(plan.classes):
+        rows = manifest[manifest["class_index"] == c]
+        per_class[name] = {"made": int(len(rows)), "kept": int(rows["kept"].sum())}
+    prompts = [Prompt(i // plan.per_class, t) for i, t in enumerate(plan.prompts)]
+    return GenerateSummary(
+        out=plan.root, total=plan.total, made=made, resumed_shards=done, kept=int(manifest["kept"].sum()),
+        per_class=per_class, unique_prompts=describe_prompts(prompts, plan.classes), seconds=seconds,
+        config_hash=plan.config_hash(), strength=None if plan.real is None else plan.real["strength"],
+        filters=[f["name"] for f in plan.filters],
+    )

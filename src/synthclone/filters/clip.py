@@ -1,0 +1,110 @@
+"""``clip``: keep images the small CLIP recognises as their intended class (He et al., ICLR 2023).
+
+Score: the zero-shot softmax confidence of the intended class (class names through the CLIP text
+tower, prompt templates as the model defines them). Decision, class by class:
+
+1. an image passes when its confidence exceeds ``1 / C`` (C = number of classes);
+2. with ``quota`` (images wanted per class): the ``quota`` most confident passing images are kept;
+   when fewer pass, the most confident of the others fill the quota (top-confidence fill);
+3. without a quota all passing images are kept, topped up to ``min_keep`` (default 1) by confidence
+   so that no class ends empty.
+
+Scores go to the manifest column ``clip_score``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from . import FILTERS
+from .base import FilterResult, ImageFilter
+
+
+@functools.lru_cache(maxsize=4)
+def _load_clip(weights: Optional[str], tiny: bool):
+    from ..models.small_clip import load_small_clip
+
+    if tiny:
+        # Random tiny weights must be the same in every process (workers, resumed runs).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return load_small_clip(weights=None, tiny=True).eval()
+    return (load_small_clip(weights=weights) if weights else load_small_clip()).eval()
+
+
+class ClipFilter(ImageFilter):
+    name = "clip"
+
+    def __init__(self, weights: Optional[str] = None, tiny: bool = False, quota: Optional[int] = None,
+                 min_keep: int = 1, templates: Optional[Sequence[str]] = None, batch_size: int = 256, model=None):
+        if quota is not None and int(quota) < 1:
+            raise UserError(f"clip filter quota must be >= 1 image per class, got {quota}")
+        self.weights, self.tiny = weights, bool(tiny)
+        self.quota = None if quota is None else int(quota)
+        self.min_keep = int(min_keep)
+        self.templates = list(templates) if templates else None
+        self.batch_size = int(batch_size)
+        self._model = model
+        self._heads: Dict[Tuple[str, ...], Any] = {}
+
+    def identity(self) -> Dict[str, Any]:
+        return {"name": self.name, "weights": self.weights, "tiny": self.tiny, "quota": self.quota,
+                "min_keep": self.min_keep, "templates": self.templates}
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _load_clip(self.weights, self.tiny)
+        return self._model
+
+    def prepare(self) -> None:
+        self.model  # noqa: B018  (loads the weights: a missing file fails before generation starts)
+
+    def classifier(self, classes: Sequence[str]):
+        key = tuple(classes)
+        if key not in self._heads:
+            self._heads[key] = self.model.zero_shot_classifier(list(classes), self.templates).eval()
+        return self._heads[key]
+
+    @torch.no_grad()
+    def confidence(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> np.ndarray:
+        """Softmax confidence of class ``labels[i]`` for image i: float (N,) in [0, 1]."""
+        head = self.classifier(classes)
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = images[start:start + self.batch_size].float() / 255.0
+            probs = head(x).float().softmax(dim=-1)
+            out.append(probs.gather(1, labels[start:start + self.batch_size].long().view(-1, 1)).squeeze(1))
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+    def score(self, images, labels, classes):
+        return {"clip_score": self.confidence(images, labels, classes)}
+
+    def select(self, manifest, labels, num_classes, candidates=None) -> FilterResult:
+        scores = manifest["clip_score"].to_numpy(dtype=np.float64)
+        index = manifest["index"].to_numpy() if "index" in manifest else np.arange(len(scores))
+        labels = np.asarray(labels)
+        candidates = np.ones(len(scores), bool) if candidates is None else np.asarray(candidates, bool)
+        threshold = 1.0 / num_classes
+        keep = np.zeros(len(scores), bool)
+        for c in range(num_classes):
+            members = np.nonzero((labels == c) & candidates)[0]
+            # most confident first; ties broken by slot index so the decision is deterministic
+            order = members[np.lexsort((index[members], -scores[members]))]
+            passing = order[scores[order] > threshold]
+            others = order[scores[order] <= threshold]
+            want = self.quota if self.quota is not None else max(len(passing), self.min_keep)
+            chosen = np.concatenate([passing, others])[:want]
+            keep[chosen] = True
+        return FilterResult(keep=keep, scores=scores, name=self.name)
+
+
+@FILTERS.register("clip")
+def clip_filter(**options) -> ClipFilter:
+    """Small-CLIP zero-shot confidence of the intended class > 1/C, per-class quota with top-confidence fill."""
+    return ClipFilter(**options)

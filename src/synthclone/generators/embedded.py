@@ -1,0 +1,223 @@
+"""The embedded text-to-image model: a small FiLM UNet on 28x28x1 conditioned on sentence embeddings.
+
+``create_generator("embedded")`` loads the weights shipped in ``synthclone/weights/generator.safetensors``
+(+ ``generator.json``); ``weights=PATH`` loads another pair (a ``.safetensors`` file with its ``.json``
+beside it, or a folder holding ``generator.safetensors`` such as a ``synthclone pretrain generator`` output
+folder); ``weights=None, tiny=True`` builds a tiny random network for tests.
+
+One call, in numbered steps like a diffusers pipeline: (1) check the request, (2) embed the prompts,
+(3) draw each image's initial noise from its own seeded ``torch.Generator``, so image ``i`` depends only
+on (prompt, seed, settings) and never on the rest of the batch, (4) for image-to-image noise the init
+images to the timestep ``strength`` selects, (5) denoise with classifier-free guidance, the conditional
+and unconditional halves in ONE forward pass, (6) convert to uint8.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from ..errors import UserError
+from ..paths import WEIGHTS_DIR
+from .base import GeneratorOutput, check_request
+from .schedulers import NoiseSchedule, make_scheduler
+from .unet import UNet
+
+TINY_UNET = {"in_channels": 1, "channels": [4, 8, 8], "blocks": 1, "text_dim": 384, "emb_dim": 16, "attention": False}
+
+
+def _resolve_weights(weights: Union[str, Path]) -> tuple[Path, Path]:
+    path = Path(weights)
+    if path.is_dir():
+        path = path / "generator.safetensors"
+    if path.suffix != ".safetensors":
+        raise UserError(f"generator weights {weights} must be a .safetensors file or a folder holding generator.safetensors")
+    meta = path.with_suffix(".json")
+    if not path.is_file():
+        raise UserError(f"generator weights {path} not found; train them with 'synthclone pretrain generator' or give another path")
+    if not meta.is_file():
+        raise UserError(f"generator config {meta} not found next to {path.name}; both files are written by 'synthclone pretrain generator'")
+    return path, meta
+
+
+def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], extra: Optional[dict] = None) -> Path:
+    """Write ``unet``'s weights to ``path`` (.safetensors) and its config to the ``.json`` beside it, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in unet.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(state, str(tmp), metadata={"format": "pt", "model": "synthclone-embedded-unet"})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped weights must be readable by every user
+    os.replace(tmp, path)
+    meta = {"unet": unet.config, "schedule": schedule.config(), "text_encoder": "all-MiniLM-L6-v2",
+            "image_shape": [unet.config["in_channels"], 28, 28], **(extra or {})}
+    mpath = path.with_suffix(".json")
+    tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, mpath)
+    return path
+
+
+def load_unet(weights: Union[str, Path]) -> tuple[UNet, NoiseSchedule, dict]:
+    """(network in eval mode, noise schedule, config dict) from a weights file or folder."""
+    from safetensors.torch import load_file
+
+    path, mpath = _resolve_weights(weights)
+    try:
+        meta = json.loads(mpath.read_text())
+        unet = UNet(**meta["unet"])
+        unet.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # bad JSON, config keys, safetensors header or tensor shapes: all one user error
+        raise UserError(f"{path} is not an embedded-generator checkpoint matching {mpath.name} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:120]})") from None
+    schedule = NoiseSchedule(**meta["schedule"])
+    return unet.eval(), schedule, meta
+
+
+class EmbeddedGenerator:
+    """``gen(prompts, seeds, guidance=2.0, steps=10, scheduler="dpm", init_images=None, strength=None,
+    batch_size=256) -> GeneratorOutput`` with uint8 images (N, 1, 28, 28).
+
+    Args:
+        unet: the denoiser; schedule: its noise schedule; meta: the weights' config (for manifests).
+        precision: ``"bf16"`` (autocast, fast on CPUs with bf16 units) or ``"fp32"``.
+        device: torch device of the network.
+        text_encoder: name for :func:`synthclone.text.load_text_encoder` (default the offline MiniLM).
+    """
+
+    name = "embedded"
+
+    def __init__(self, unet: UNet, schedule: NoiseSchedule, meta: Optional[dict] = None, precision: str = "bf16",
+                 device: str = "cpu", text_encoder: Optional[str] = None, source: str = ""):
+        if precision not in ("bf16", "fp32"):
+            raise UserError(f"precision must be bf16 or fp32 (got {precision!r})")
+        self.unet = unet.to(device).eval()
+        self.schedule = schedule
+        self.meta = dict(meta or {})
+        self.precision = precision
+        self.device = torch.device(device)
+        self.text_encoder_name = text_encoder
+        self._encoder = None
+        c = unet.config["in_channels"]
+        self.image_shape = tuple(self.meta.get("image_shape", [c, 28, 28]))
+        self.config = {"generator": "embedded", "weights": source, "unet": unet.config, "schedule": schedule.config(),
+                       "precision": precision, "parameters": sum(p.numel() for p in unet.parameters())}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from ..text import load_text_encoder
+
+            self._encoder = load_text_encoder(self.text_encoder_name)
+        return self._encoder
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+    @torch.inference_mode()
+    def denoise(self, x: torch.Tensor, text: torch.Tensor, guidance: float, steps: int, scheduler: str,
+                strength: Optional[float] = None) -> torch.Tensor:
+        """Run the sampler from ``x`` (N, C, H, W) float at the first selected timestep to a clean image in [-1, 1].
+
+        ``text`` is (N, text_dim) prompt embeddings. Guidance 1 runs the conditional branch only, 0 the
+        unconditional one only; anything else concatenates both into one batch.
+        """
+        sampler = make_scheduler(scheduler, self.schedule, clip_sample=True)
+        timesteps = sampler.set_timesteps(steps, strength=strength)
+        n = x.shape[0]
+        null = self.unet.null_embedding.detach().to(text.dtype).expand(n, -1)
+        if guidance == 1.0:
+            cond = text
+        elif guidance == 0.0:
+            cond = null
+        else:
+            cond = torch.cat([text, null])
+        for t in timesteps:
+            tt = torch.full((cond.shape[0],), float(t), device=x.device)
+            inp = x if cond.shape[0] == n else torch.cat([x, x])
+            with self._autocast():
+                out = self.unet(inp, tt, cond).float()
+            if cond.shape[0] != n:
+                c_out, u_out = out.chunk(2)
+                out = u_out + guidance * (c_out - u_out)
+            x = sampler.step(out, x)
+        return x.clamp(-1.0, 1.0)
+
+    def __call__(self, prompts: Sequence[str], seeds: Sequence[int], guidance: float = 2.0, steps: int = 10,
+                 scheduler: str = "dpm", init_images: Optional[torch.Tensor] = None, strength: Optional[float] = None,
+                 batch_size: int = 256) -> GeneratorOutput:
+        """Generate one image per (prompt, seed); see the class docstring."""
+        # 1. check
+        prompts, seeds = check_request(prompts, seeds, guidance, steps, init_images, strength, batch_size, self.image_shape)
+        make_scheduler(scheduler, self.schedule)  # unknown names fail before any work
+        if init_images is not None and strength is None:
+            strength = 0.75  # diffusers' img2img default
+        # 2. embed prompts (the encoder caches repeated captions)
+        text = self.encoder.encode(prompts).to(self.device)
+        out = torch.empty((len(prompts), *self.image_shape), dtype=torch.uint8)
+        for start in range(0, len(prompts), batch_size):
+            sl = slice(start, start + batch_size)
+            # 3. per-sample noise: image i depends only on its own seed
+            noise = torch.stack([torch.randn(self.image_shape, generator=torch.Generator().manual_seed(s)) for s in seeds[sl]])
+            noise = noise.to(self.device)
+            if init_images is None:
+                x = noise
+                run_strength = None
+            else:
+                # 4. image-to-image: noise the init to the first timestep the strength keeps
+                sampler = make_scheduler(scheduler, self.schedule)
+                ts = sampler.set_timesteps(steps, strength=strength)
+                x0 = init_images[sl].to(self.device).float() / 127.5 - 1.0
+                if not ts:  # strength 0 (or too small for one step): the init comes back unchanged
+                    out[sl] = init_images[sl]
+                    continue
+                t0 = torch.full((x0.shape[0],), ts[0], dtype=torch.long)
+                x = self.schedule.add_noise(x0, noise, t0)
+                run_strength = strength
+            # 5. denoise with classifier-free guidance
+            x = self.denoise(x, text[sl], float(guidance), int(steps), scheduler, strength=run_strength)
+            # 6. to uint8
+            out[sl] = ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+        settings = {"generator": self.name, "guidance": float(guidance), "steps": int(steps), "scheduler": scheduler,
+                    "strength": strength, "precision": self.precision, "weights": self.config["weights"]}
+        return GeneratorOutput(images=out, settings=settings)
+
+
+def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: bool = False, precision: str = "bf16",
+                    device: str = "cpu", text_encoder: Optional[str] = None, seed: int = 0, model: Optional[str] = None,
+                    **_: object) -> EmbeddedGenerator:
+    """The embedded generator: shipped weights by default, ``weights=PATH`` for others, ``weights=None, tiny=True``
+    for a tiny random-weight network (tests). ``model=PATH`` (the config's ``generate.model``) is an alias of
+    ``weights=PATH``."""
+    if model:
+        weights = model
+    if weights is None:
+        if not tiny:
+            raise UserError("create_generator('embedded', weights=None) needs tiny=True (random weights, tests only)")
+        torch.manual_seed(seed)
+        unet = UNet(**TINY_UNET)
+        # random but non-trivial outputs: the zero-initialised output layer would make every image grey,
+        # and a zero null embedding next to small text effects would make guidance invisible
+        with torch.no_grad():
+            torch.nn.init.normal_(unet.conv_out.weight, std=0.05)
+            torch.nn.init.normal_(unet.null_embedding, std=0.5)
+            for block in unet.modules():
+                if isinstance(block, torch.nn.Conv2d) and block.weight.abs().sum() == 0:
+                    torch.nn.init.normal_(block.weight, std=0.1)
+        return EmbeddedGenerator(unet, NoiseSchedule(), {"tiny": True}, precision, device, text_encoder, source="tiny-random")
+    if weights == "shipped":
+        weights = WEIGHTS_DIR / "generator.safetensors"
+        if not Path(weights).is_file():
+            raise UserError(f"the shipped generator weights {weights} are missing; reinstall synthclone or train them with "
+                            "'synthclone pretrain generator' and pass weights=PATH")
+    unet, schedule, meta = load_unet(weights)
+    return EmbeddedGenerator(unet, schedule, meta, precision, device, text_encoder, source=str(weights))

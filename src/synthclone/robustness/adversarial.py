@@ -1,0 +1,147 @@
+"""``adversarial``: FGSM and PGD (L-inf, L2) in pixel space through the model's own normalisation.
+
+Models take pixels in [0, 1] and normalise inside, so the epsilon ball is in pixel units and every
+adversarial image stays in [0, 1]. PGD (Madry et al. 2018): ``steps`` signed-gradient (L-inf) or
+normalised-gradient (L2) ascent steps on the cross-entropy of size ``step_ratio * eps / steps``,
+each followed by projection onto the ball and [0, 1], from a uniform random start in the ball when
+``random_start``; with ``restarts`` > 1 a sample counts as robust only if no restart fools it.
+AutoAttack (Croce & Hein 2020) runs when installed and asked for.
+
+Rows: condition = attack (``fgsm``, ``pgd_linf``, ``pgd_l2``, ``autoattack``), severity = 1-based
+position in that attack's epsilon sweep, extra = {eps, norm, steps, step_size, restarts}.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..errors import MissingExtraError
+from ..progress import progress
+from . import PROBES
+from .core import BenchSettings, predict, rows_from_logits, take
+
+
+def _grad(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+        return torch.autograd.grad(loss, x)[0]
+
+
+def _l2_normalize(v: torch.Tensor) -> torch.Tensor:
+    return v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.ndim - 1)))
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project onto the ``norm`` ball of radius ``eps`` around ``x`` and onto [0, 1]."""
+    delta = x_adv - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        n = delta.flatten(1).norm(dim=1).view(-1, *([1] * (x.ndim - 1)))
+        delta = delta * torch.clamp(eps / n.clamp_min(1e-12), max=1.0)
+    # clipping to [0, 1] only shrinks every coordinate of delta, so the ball constraint still holds
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """One signed-gradient step of size ``eps`` (Goodfellow et al. 2015). x float (N, C, H, W) in [0, 1]."""
+    return (x + eps * _grad(model, x, y).sign()).clamp(0.0, 1.0).detach()
+
+
+def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf", steps: int = 10,
+        step_size: Optional[float] = None, random_start: bool = True, restarts: int = 1,
+        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Projected gradient descent; returns adversarial images within the ball and [0, 1].
+
+    Args:
+        x: float (N, C, H, W) in [0, 1]; y: (N,) labels.
+        eps: radius in pixel units ([0, 1] scale); norm: ``"linf"`` or ``"l2"``.
+        step_size: default ``2.5 * eps / steps``.
+    """
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"norm must be linf or l2, got {norm!r}")
+    step = 2.5 * eps / steps if step_size is None else step_size
+    best = x.clone()
+    fooled = torch.zeros(len(x), dtype=torch.bool)
+    for r in range(max(1, restarts)):
+        if random_start:
+            if norm == "linf":
+                noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
+            else:
+                direction = _l2_normalize(torch.randn(x.shape, generator=generator))
+                radius = torch.rand(len(x), generator=generator).view(-1, *([1] * (x.ndim - 1))) * eps
+                noise = direction * radius
+            x_adv = project(x + noise.to(x.device), x, eps, norm)
+        else:
+            x_adv = x.clone()
+        for _ in range(steps):
+            g = _grad(model, x_adv, y)
+            x_adv = x_adv + step * (g.sign() if norm == "linf" else _l2_normalize(g))
+            x_adv = project(x_adv, x, eps, norm).detach()
+        with torch.no_grad():
+            wrong = model(x_adv).argmax(1) != y
+        take_new = wrong & ~fooled
+        best[take_new] = x_adv[take_new]
+        if r == 0:
+            best[~wrong] = x_adv[~wrong]
+        fooled |= wrong
+    return best.detach()
+
+
+def autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "Linf", seed: int = 0) -> torch.Tensor:
+    """AutoAttack's standard version (optional extra ``autoattack``)."""
+    try:
+        from autoattack import AutoAttack
+    except ImportError:
+        err = MissingExtraError("autoattack", "autoattack", "the AutoAttack evaluation")
+        # AutoAttack is not on PyPI: say where it comes from instead of naming a pip extra
+        err.args = ("autoattack is needed for the AutoAttack evaluation but not installed; install it with: "
+                    "pip install git+https://github.com/fra31/auto-attack",)
+        raise err from None
+    adversary = AutoAttack(model, norm=norm, eps=eps, version="standard", seed=seed, verbose=False)
+    return adversary.run_standard_evaluation(x, y, bs=len(x))
+
+
+@PROBES.register("adversarial")
+def adversarial_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
+    """FGSM and PGD (L-inf, L2) robust accuracy over an epsilon sweep; AutoAttack optionally."""
+    subset = take(data, settings.adversarial_limit, settings.generator("adversarial-subset"))
+    attacks = list(settings.attacks) + (["autoattack"] if settings.autoattack and "autoattack" not in settings.attacks else [])
+    jobs = []
+    for attack in attacks:
+        eps_list = settings.l2_epsilons if attack == "pgd_l2" else settings.epsilons
+        jobs += [(attack, i + 1, float(e)) for i, e in enumerate(eps_list)]
+    model.eval()
+    frames = []
+    for attack, sev, eps in progress(jobs, desc="adversarial"):
+        g = settings.generator("adversarial", attack, eps)
+        advs = []
+        for i in range(0, len(subset), settings.batch_size):
+            x = subset.images[i:i + settings.batch_size].float().div(255.0).to(settings.device)
+            y = subset.labels[i:i + settings.batch_size].to(settings.device)
+            if attack == "fgsm":
+                advs.append(fgsm(model, x, y, eps))
+            elif attack in ("pgd_linf", "pgd_l2"):
+                advs.append(pgd(model, x, y, eps, "linf" if attack == "pgd_linf" else "l2", settings.pgd_steps,
+                                settings.pgd_step_ratio * eps / settings.pgd_steps, settings.pgd_random_start,
+                                settings.pgd_restarts, g))
+            elif attack == "autoattack":
+                advs.append(autoattack(model, x, y, eps, "Linf", settings.seed))
+            else:
+                from ..errors import UserError
+
+                raise UserError(f"unknown attack {attack!r}; valid: fgsm, pgd_linf, pgd_l2, autoattack")
+        x_adv = torch.cat(advs)
+        logits = predict(model, x_adv, settings.batch_size, settings.device)
+        norm = "l2" if attack == "pgd_l2" else "linf"
+        steps = 1 if attack == "fgsm" else settings.pgd_steps
+        extra = {"eps": eps, "norm": norm, "steps": steps, "restarts": 1 if attack == "fgsm" else settings.pgd_restarts,
+                 "step_size": eps if attack == "fgsm" else settings.pgd_step_ratio * eps / settings.pgd_steps}
+        frames.append(rows_from_logits(settings.model_name, "adversarial", attack, sev, subset.ids, subset.labels,
+                                       logits, extra=extra))
+    return pd.concat(frames, ignore_index=True)

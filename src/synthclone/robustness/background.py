@@ -1,0 +1,98 @@
+"""``background``: accuracy with the object on other backgrounds; BG-gap = mixed_same - mixed_rand.
+
+Full scale: the ImageNet-9 variants as folders ``<root>/<variant>/[val/]<NN_class>/<image>``
+(variants original, mixed_same, mixed_rand, only_fg, no_fg; Xiao et al. 2021) with ImageNet's 1000
+classes mapped to the 9 superclasses through WordNet (:mod:`.label_maps`).
+
+Embedded world (Fashion-MNIST: products on black, so a background must be made): the object (its
+foreground mask, :mod:`.stimuli`) is pasted onto
+
+* ``mixed_same``: a wallpaper of another image of the *same* class (half scale, tiled, shifted, dimmed);
+* ``mixed_rand``: the same kind of wallpaper from an image of a random *other* class;
+* ``texture_bg``: a procedural texture (no class information);
+* ``no_fg``: the mixed_same wallpaper alone with the object's region blacked out (label: the class);
+* ``original``: the untouched image.
+
+Rows: condition = variant; extra = {"background_class": class of the wallpaper or -1}.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import UserError
+from . import PROBES
+from .core import BenchSettings, ModelAdapter, predict, rows_from_logits, take
+from .stimuli import composite, foreground_mask, procedural_textures, wallpaper
+
+IN9_VARIANTS = ["original", "mixed_same", "mixed_rand", "only_fg", "no_fg"]
+
+
+def build_backgrounds(data, g: torch.Generator) -> dict:
+    """Variant -> (float images (N, C, H, W) in [0, 1], background classes (N,)) for ``data``."""
+    n, k = len(data), data.num_classes
+    x = data.float()
+    by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
+
+    def pick(classes):
+        return torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in classes.tolist()])
+
+    same_cls = data.labels
+    rand_cls = (data.labels + torch.randint(1, k, (n,), generator=g)) % k
+    bg_same = wallpaper(x[pick(same_cls)], g)
+    bg_rand = wallpaper(x[pick(rand_cls)], g)
+    textures = procedural_textures(n, x.shape[1], x.shape[-1], g)[..., : x.shape[-2], : x.shape[-1]] * 0.6
+    mask = foreground_mask(x)
+    none = torch.full((n,), -1)
+    return {
+        "original": (x, none),
+        "mixed_same": (composite(x, bg_same), same_cls),
+        "mixed_rand": (composite(x, bg_rand), rand_cls),
+        "texture_bg": (composite(x, textures), none),
+        "no_fg": (bg_same * (1 - mask), same_cls),
+    }
+
+
+def _in9_class(folder: str) -> str:
+    return re.sub(r"^\d+_", "", folder).replace("_", " ")
+
+
+@PROBES.register("background")
+def background_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
+    """Object vs background reliance: mixed_same / mixed_rand / no_fg ... (ImageNet-9 folders or built)."""
+    frames = []
+    if settings.imagenet9_root:
+        from ..data.folder import load_folder
+
+        root = Path(settings.imagenet9_root)
+        variants = [v for v in IN9_VARIANTS if (root / v).is_dir()]
+        if not variants:
+            raise UserError(f"{root} holds none of the ImageNet-9 variants {IN9_VARIANTS}; pass the bg_challenge folder")
+        raw = getattr(model, "model", model)
+        spec = getattr(raw, "spec", None)
+        for v in variants:
+            folder = root / v / "val" if (root / v / "val").is_dir() else root / v
+            names = {p.name: _in9_class(p.name) for p in folder.iterdir() if p.is_dir()}
+            sset = load_folder(folder, size=spec.input_size[-1] if spec else None, channels=spec.in_chans if spec else 3,
+                               class_names=names)
+            sset = take(sset, settings.background_limit, settings.generator("in9", v))
+            groups = None
+            if spec is not None and spec.num_classes == 1000:
+                from .label_maps import groups_for
+
+                groups = groups_for("imagenet9", sset.classes)
+            adapter = ModelAdapter(raw, sset.classes, groups)
+            logits = predict(adapter, sset.images, settings.batch_size, settings.device)
+            frames.append(rows_from_logits(settings.model_name, "background", v, 0, sset.ids, sset.labels, logits,
+                                           extra={"background_class": -1}))
+        return pd.concat(frames, ignore_index=True)
+    subset = take(data, settings.background_limit, settings.generator("background-subset"))
+    for variant, (x, bg_cls) in build_backgrounds(subset, settings.generator("backgrounds")).items():
+        logits = predict(model, x, settings.batch_size, settings.device)
+        frames.append(rows_from_logits(settings.model_name, "background", variant, 0, subset.ids, subset.labels, logits,
+                                       extra=[{"background_class": int(b)} for b in bg_cls.tolist()]))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,264 @@
+"""What every probe shares: the row schema, settings, the model adapter and batched prediction."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import ImageSet
+from ..errors import UserError
+
+COLUMNS = ["model", "probe", "condition", "severity", "sample_id", "label", "prediction", "confidence",
+           "correct", "score", "extra"]
+DTYPES = {"model": "string", "probe": "string", "condition": "string", "severity": "int64", "sample_id": "string",
+          "label": "int64", "prediction": "int64", "confidence": "float64", "correct": "bool", "score": "float64",
+          "extra": "string"}
+
+
+@dataclass
+class BenchSettings:
+    """Everything a probe may read. Defaults are the embedded world's (Fashion-MNIST test set).
+
+    Sizes (``*_limit``) cap how many samples a probe uses; ``None`` means all of them.
+    """
+
+    data: Optional[ImageSet] = None           # evaluation set (test split)
+    model_name: str = "model"                 # the ``model`` column of every row
+    label_groups: Optional[List[List[int]]] = None  # data class -> model class indices (e.g. 1000 -> 16)
+    val: Optional[ImageSet] = None            # temperature scaling / Mahalanobis statistics
+    train: Optional[ImageSet] = None          # Mahalanobis class means (falls back to ``val``)
+    batch_size: int = 256
+    seed: int = 0
+    limit: Optional[int] = None               # cap on the evaluation set for every probe
+    device: str = "cpu"
+    # calibration
+    ece_bins: int = 15
+    # clean: extra shifted test sets (ImageFolder paths, ImageNet-R/-A/-Sketch/-V2 style)
+    extra_sets: List[str] = field(default_factory=list)
+    # corruptions
+    corruptions: Any = "all"                  # "all" | "imagenet-c" | "extra" | list of names
+    severities: List[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    corruption_limit: Optional[int] = 2000
+    corruption_folder: Optional[str] = None   # precomputed <root>/<corruption>/<severity>/<class>/<img>
+    # adversarial
+    epsilons: List[float] = field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    l2_epsilons: List[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    attacks: List[str] = field(default_factory=lambda: ["fgsm", "pgd_linf", "pgd_l2"])
+    pgd_steps: int = 10
+    pgd_step_ratio: float = 2.5               # step size = ratio * eps / steps (Madry et al.)
+    pgd_restarts: int = 1
+    pgd_random_start: bool = True
+    adversarial_limit: Optional[int] = 500
+    autoattack: bool = False
+    # shape bias
+    cue_conflict_folder: Optional[str] = None
+    shape_limit: Optional[int] = 2000
+    # background
+    imagenet9_root: Optional[str] = None
+    background_limit: Optional[int] = 2000
+    # OOD
+    ood_sets: List[str] = field(default_factory=lambda: ["digits", "textures", "uniform_noise", "gaussian_noise"])
+    ood_folders: List[str] = field(default_factory=list)
+    ood_limit: Optional[int] = 2000
+    mahalanobis: bool = True
+    # context (FOCUS-style folder)
+    focus_folder: Optional[str] = None
+
+    def generator(self, *salt: Any) -> torch.Generator:
+        """A CPU generator seeded from ``seed`` and ``salt`` (so every cell is reproducible on its own)."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps([self.seed, *salt], default=str).encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+
+    def evaluation_set(self, limit: Optional[int] = None) -> ImageSet:
+        """``data`` cut to ``min(limit, self.limit)`` samples (a seeded random subset, kept in index order)."""
+        if self.data is None:
+            raise UserError("no evaluation data given; pass --data fashion-mnist or an ImageFolder path")
+        return take(self.data, _min(limit, self.limit), self.generator("subset", self.data.name))
+
+
+def _min(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    vals = [v for v in (a, b) if v is not None]
+    return min(vals) if vals else None
+
+
+def take(data: ImageSet, n: Optional[int], g: torch.Generator) -> ImageSet:
+    """A random subset of ``n`` samples (all of ``data`` when ``n`` is None or larger), in index order."""
+    if n is None or n >= len(data):
+        return data
+    idx = torch.randperm(len(data), generator=g)[:n].sort().values
+    return data.subset(idx)
+
+
+class ModelAdapter(nn.Module):
+    """The model seen in the data's label space and image shape.
+
+    Takes float pixels (N, C, H, W) in [0, 1] in the data's shape, fits channels (repeat grey to RGB,
+    average RGB to grey) and size (bilinear) to the model's spec, and returns logits over the
+    *data's* classes:
+
+    * same classes as the model: the logits themselves;
+    * the data's classes a subset of the model's (ImageNet-R/-A style): the subset's logits;
+    * ``groups`` (target class -> model class indices, e.g. ImageNet 1000 -> 16): the log of the mean
+      probability over each group (Geirhos et al. average the softmax over a category's classes).
+    """
+
+    def __init__(self, model: nn.Module, data_classes: Sequence[str], groups: Optional[Sequence[Sequence[int]]] = None):
+        super().__init__()
+        self.model = model
+        self.spec = getattr(model, "spec", None)
+        model_classes = list(self.spec.classes) if self.spec is not None and self.spec.classes else None
+        num_model = self.spec.num_classes if self.spec is not None else None
+        self.index: Optional[torch.Tensor] = None
+        self.groups = None
+        # A mismatch is raised when the adapter is first used, not here: probes that read their own
+        # folders (cue-conflict, ImageNet-9, ImageNet-C trees) build their own adapters from ``.model``.
+        self.error: Optional[UserError] = None
+        try:
+            self._resolve(list(data_classes), groups, model_classes, num_model)
+        except UserError as exc:
+            self.error = exc
+
+    def _resolve(self, data_classes, groups, model_classes, num_model) -> None:
+        k = len(data_classes)
+        if groups is not None:
+            if len(groups) != k:
+                raise UserError(f"label map has {len(groups)} groups for {k} data classes; they must agree")
+            self.groups = [list(map(int, gr)) for gr in groups]
+        elif model_classes is not None and list(model_classes) != list(data_classes):
+            norm = {_norm(c): i for i, c in enumerate(model_classes)}
+            missing = [c for c in data_classes if _norm(c) not in norm]
+            if missing:
+                raise UserError(
+                    f"the model's {len(model_classes)} classes do not cover the data's classes {missing[:5]}; "
+                    "evaluate on data in the model's label space or pass a label mapping (e.g. --label-map imagenet16)")
+            self.index = torch.tensor([norm[_norm(c)] for c in data_classes])
+        elif model_classes is None and num_model is not None and num_model != k:
+            raise UserError(f"the model has {num_model} outputs but the data has {k} classes; pass a label mapping")
+
+    def check(self) -> None:
+        """Raise the label-space mismatch, if any (a :class:`UserError`)."""
+        if self.error is not None:
+            raise self.error
+
+    def fit_input(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.spec
+        if spec is None:
+            return x
+        if x.shape[1] == 1 and spec.in_chans == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 3 and spec.in_chans == 1:
+            x = x.mean(dim=1, keepdim=True)
+        size = tuple(spec.input_size)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
+    def to_data_space(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.index is not None:
+            return logits[:, self.index.to(logits.device)]
+        if self.groups is not None:
+            logp = logits.float().log_softmax(1)
+            return torch.stack([torch.logsumexp(logp[:, g], 1) - math.log(len(g)) for g in self.groups], 1)
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check()
+        return self.to_data_space(self.model(self.fit_input(x)).float())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check()
+        if not hasattr(self.model, "features"):
+            raise AttributeError("model exposes no features()")
+        return self.model.features(self.fit_input(x)).float()
+
+
+def _norm(name: str) -> str:
+    return str(name).strip().lower().replace("_", " ")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, device: str = "cpu",
+            features: bool = False):
+    """Logits (N, K) of ``images`` (uint8 (N, C, H, W) or float in [0, 1]); with ``features``, also (N, D)."""
+    model.eval()
+    outs, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+        x = x.to(device)
+        outs.append(model(x).float().cpu())
+        if features:
+            feats.append(model.features(x).float().cpu())
+    logits = torch.cat(outs) if outs else torch.zeros(0, 0)
+    if features:
+        return logits, (torch.cat(feats) if feats else torch.zeros(0, 0))
+    return logits
+
+
+def rows_from_logits(model_name: str, probe: str, condition: str, severity: int, ids: Sequence[str],
+                     labels: torch.Tensor, logits: torch.Tensor, score=None, extra=None) -> pd.DataFrame:
+    """One row per sample in the schema (see the package docstring).
+
+    ``score``: (N,) floats or None (NaN); ``extra``: a dict shared by every row, a list of per-row
+    dicts, or None (``"{}"``).
+    """
+    probs = logits.float().softmax(1)
+    conf, pred = probs.max(1)
+    n = len(ids)
+    labels = labels.long()
+    if extra is None:
+        extras = ["{}"] * n
+    elif isinstance(extra, dict):
+        extras = [json.dumps(extra, default=_json_default)] * n
+    else:
+        extras = [json.dumps(e, default=_json_default) for e in extra]
+    sc = np.full(n, np.nan) if score is None else np.asarray(score, dtype=np.float64)
+    df = pd.DataFrame({
+        "model": model_name, "probe": probe, "condition": condition, "severity": int(severity),
+        "sample_id": list(map(str, ids)), "label": labels.numpy(), "prediction": pred.numpy(),
+        "confidence": conf.double().numpy(), "correct": (pred == labels).numpy(), "score": sc, "extra": extras,
+    })
+    return df
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    return str(o)
+
+
+def empty_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in DTYPES.items()})
+
+
+def finalize(rows) -> pd.DataFrame:
+    """Concatenate row frames / lists of dicts and fix the column order and dtypes."""
+    if isinstance(rows, pd.DataFrame):
+        frames = [rows]
+    else:
+        frames = [r if isinstance(r, pd.DataFrame) else pd.DataFrame(r) for r in rows]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_rows()
+    df = pd.concat(frames, ignore_index=True)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"probe rows lack columns {missing}")
+    return df[COLUMNS].astype(DTYPES)
+
+
+def extra_of(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``extra`` JSON column expanded into columns (one per key)."""
+    return pd.DataFrame([json.loads(e) for e in df["extra"]], index=df.index)

@@ -1,0 +1,110 @@
+"""``shape-bias``: cue-conflict stimuli; shape bias = shape hits / (shape hits + texture hits).
+
+Embedded world: each stimulus is the silhouette of a test image of class A (its foreground mask, see
+:mod:`.stimuli`) filled with the tiled surface texture of a test image of class B != A, on the black
+background Fashion-MNIST uses. Full scale: the standard 16-class cue-conflict folder
+(``<root>/<shape>/<shape>N-<texture>M.png``, Geirhos et al. 2019) with ImageNet's 1000 classes mapped
+to the 16 categories through WordNet (:mod:`.label_maps`), probabilities averaged per category.
+
+Rows: condition ``cue_conflict``; label = shape class; extra = {shape, texture} class indices.
+Stimuli whose shape and texture classes agree are kept in the rows but excluded from the metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.images import ImageSet
+from ..errors import UserError
+from . import PROBES
+from .core import BenchSettings, ModelAdapter, predict, rows_from_logits
+from .stimuli import cue_conflict
+
+
+def build_cue_conflict(data: ImageSet, n: int, g: torch.Generator) -> tuple:
+    """``n`` stimuli from ``data``: (images uint8 (n, C, H, W), shape labels (n,), texture labels (n,), ids)."""
+    k = data.num_classes
+    shape_idx = torch.randint(0, len(data), (n,), generator=g)
+    shape_lab = data.labels[shape_idx]
+    texture_lab = (shape_lab + torch.randint(1, k, (n,), generator=g)) % k  # any other class, uniformly
+    by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
+    texture_idx = torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in texture_lab.tolist()])
+    x = cue_conflict(data.float()[shape_idx], data.float()[texture_idx], g)
+    images = (x * 255).round().to(torch.uint8)
+    ids = [f"{data.ids[a]}|{data.ids[b]}" for a, b in zip(shape_idx.tolist(), texture_idx.tolist())]
+    return images, shape_lab, texture_lab, ids
+
+
+def load_cue_conflict(root, size=None, channels=3) -> tuple:
+    """The standard cue-conflict folder: (images, shape labels, texture labels, ids, classes)."""
+    from ..data.folder import _read, list_images
+
+    folders, files = list_images(Path(root))
+    classes = list(folders)
+    index = {c: i for i, c in enumerate(classes)}
+    arrays, shapes, textures, ids = [], [], [], []
+    for folder, paths in zip(folders, files):
+        for p in paths:
+            m = re.match(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+$", p.stem)
+            if not m or m["texture"] not in index:
+                raise UserError(f"cue-conflict file {p} is not named <shape>N-<texture>M.png with known classes")
+            arrays.append(_read(p, "RGB" if channels == 3 else "L", size))
+            shapes.append(index[folder])
+            textures.append(index[m["texture"]])
+            ids.append(str(p.relative_to(root)))
+    images = torch.from_numpy(np.stack(arrays))
+    return images, torch.tensor(shapes), torch.tensor(textures), ids, classes
+
+
+@PROBES.register("shape-bias")
+def shape_bias_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
+    """Cue-conflict stimuli (embedded builder or the 16-class folder); shape vs texture decisions."""
+    adapter = model
+    if settings.cue_conflict_folder:
+        raw = getattr(model, "model", model)
+        spec = getattr(raw, "spec", None)
+        images, shape_lab, texture_lab, ids, classes = load_cue_conflict(
+            settings.cue_conflict_folder, size=None, channels=spec.in_chans if spec is not None else 3)
+        groups = None
+        if spec is not None and spec.num_classes == 1000:
+            from .label_maps import groups_for
+
+            groups = groups_for("imagenet16", classes)
+        adapter = ModelAdapter(raw, classes, groups)
+        if settings.shape_limit is not None and len(ids) > settings.shape_limit:
+            keep = torch.randperm(len(ids), generator=settings.generator("shape-subset"))[:settings.shape_limit].sort().values
+            images, shape_lab, texture_lab = images[keep], shape_lab[keep], texture_lab[keep]
+            ids = [ids[i] for i in keep.tolist()]
+    else:
+        n = settings.shape_limit or len(data)
+        images, shape_lab, texture_lab, ids = build_cue_conflict(data, n, settings.generator("cue-conflict"))
+    logits = predict(adapter, images, settings.batch_size, settings.device)
+    extra = [{"shape": int(s), "texture": int(t)} for s, t in zip(shape_lab.tolist(), texture_lab.tolist())]
+    return rows_from_logits(settings.model_name, "shape-bias", "cue_conflict", 0, ids, shape_lab, logits, extra=extra)
+
+
+def shape_bias_metrics(prediction, shape, texture) -> Dict[str, float]:
+    """Shape bias and shape / texture fraction-correct over cue-conflict decisions.
+
+    Stimuli whose shape and texture classes agree are excluded. shape_bias = shape hits /
+    (shape hits + texture hits) (NaN when neither is ever hit); the fractions divide by all
+    remaining stimuli.
+    """
+    p, s, t = (np.asarray(a) for a in (prediction, shape, texture))
+    keep = s != t
+    p, s, t = p[keep], s[keep], t[keep]
+    shape_hits = int((p == s).sum())
+    texture_hits = int((p == t).sum())
+    n = int(keep.sum())
+    return {
+        "shape_bias": shape_hits / (shape_hits + texture_hits) if shape_hits + texture_hits else float("nan"),
+        "shape_fraction_correct": shape_hits / n if n else float("nan"),
+        "texture_fraction_correct": texture_hits / n if n else float("nan"),
+        "stimuli": n,
+    }

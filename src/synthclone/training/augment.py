@@ -1,0 +1,69 @@
+"""Batched, seeded augmentations on float pixels in [0, 1] (N, C, H, W).
+
+Every function takes an explicit ``torch.Generator`` so a batch's augmentation depends only on the
+(seed, epoch, step, rank) the trainer derives it from: that is what makes a resumed run identical
+to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 2, flip: bool = True) -> torch.Tensor:
+    """Random crop after zero-padding by ``pad`` pixels, then a random horizontal flip (p=0.5).
+
+    The standard augmentation for 28x28 / 32x32 images. ``x``: float (N, C, H, W) in [0, 1].
+    """
+    n, c, h, w = x.shape
+    if n == 0:
+        return x
+    if pad > 0:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+        rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
+        cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
+        x = xp[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
+    if flip:
+        mask = torch.rand(n, generator=g) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
+                 jitter: float = 0.4, flip: bool = True) -> torch.Tensor:
+    """One SimCLR-style view per image: random resized crop, flip, brightness/contrast jitter.
+
+    (Colour jitter reduces to brightness/contrast for grayscale data; RGB input also gets a random
+    grayscale conversion with p=0.2.) Returns float (N, C, H, W) in [0, 1].
+    """
+    n, c, h, w = x.shape
+    if n == 0:
+        return x
+    area = torch.empty(n).uniform_(scale[0], scale[1], generator=g)
+    logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
+    r = logr.exp()
+    sw = (area * r).sqrt().clamp(max=1.0)
+    sh = (area / r).sqrt().clamp(max=1.0)
+    tx = (torch.rand(n, generator=g) * 2 - 1) * (1 - sw)
+    ty = (torch.rand(n, generator=g) * 2 - 1) * (1 - sh)
+    sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = sw * sign
+    theta[:, 0, 2] = tx
+    theta[:, 1, 1] = sh
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    b = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
+    k = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = ((out - mean) * k + mean) * b
+    if c == 3:
+        gray = (torch.rand(n, generator=g) < 0.2)[:, None, None, None]
+        out = torch.where(gray, out.mean(1, keepdim=True).expand_as(out), out)
+    return out.clamp_(0, 1)

@@ -1,0 +1,447 @@
+"""The one training loop every regime plugs into.
+
+A regime supplies a :class:`Task` (the model to save, its trainable parameters, a per-batch loss,
+an augmentation, how to evaluate). :func:`fit` runs it:
+
+1. resume from ``out_dir/train_state/`` when a previous run of the same config left one;
+2. per epoch: seeded batches from :class:`~synthclone.data.mixing.ShardedBatchSampler` (this
+   rank's slice), augmentation seeded by (seed, epoch, step, rank), bf16 autocast (or fp32),
+   SGD/AdamW with linear warmup then cosine decay per step;
+3. gradients summed over ``torch.distributed`` ranks (each rank's loss is its share of the global
+   batch mean, so N processes compute the same update as one);
+4. a non-finite loss stops the run (:class:`TrainingDiverged`) before anything is saved;
+5. after each epoch: validation accuracy (validation split only), the best model so far written to
+   ``out_dir`` as a checkpoint, the resumable state to ``out_dir/train_state/``, a line in
+   ``out_dir/log.jsonl``; early stopping after ``patience`` epochs without improvement.
+
+Everything that decides the result depends only on the seed, so the same seed on the CPU gives the
+same final weights, and a killed run resumed from its last epoch ends with the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..data.images import ImageSet
+from ..data.mixing import ShardedBatchSampler, TrainData, stable_seed
+from ..errors import UserError
+from ..models.checkpoint import load_state, save_checkpoint
+from ..progress import progress, say
+
+STATE_DIR = "train_state"
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Settings:
+    """Optimisation settings shared by every regime."""
+
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    seed: int = 0
+    precision: str = "bf16"
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    warmup_epochs: float = 0.5
+    patience: Optional[int] = None
+    val_limit: Optional[int] = None
+    eval_batch_size: int = 512
+    source_weights: Optional[List[float]] = None  # per data part loss weight (e.g. real 1.0, synthetic 0.5)
+
+    def fingerprint(self) -> Dict[str, Any]:
+        # what may change between a killed run and its resumption: epochs (extend a run), lr (a
+        # user lowering it after divergence), patience; everything else must match
+        d = asdict(self)
+        for k in ("epochs", "lr", "patience", "eval_batch_size"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class Batch:
+    """One rank's slice of a global batch."""
+
+    x: torch.Tensor          # float (n, C, H, W) in [0, 1], augmented
+    y: torch.Tensor          # int64 (n,)
+    index: torch.Tensor      # int64 (n,) sample indices into TrainData.data
+    source: torch.Tensor     # int64 (n,) data part of each sample
+    weight: torch.Tensor     # float (n,) per-sample loss weight
+    generator: torch.Generator  # for any further randomness of the step (second SimCLR view)
+    global_size: int         # samples in the global batch over all ranks
+
+
+@dataclass
+class Task:
+    """What a regime plugs into :func:`fit`.
+
+    ``loss(batch)`` returns ``(per_sample_loss (n,), logits (n, K) or None)``; the engine weights,
+    sums and divides by the global batch size. ``evaluate(model, val)`` returns accuracy in [0, 1]
+    (default: argmax of ``model``). ``augment(x, g)`` maps float (n, C, H, W) -> same.
+    """
+
+    name: str
+    model: nn.Module
+    params: List[nn.Parameter]
+    loss: Callable[[Batch], tuple]
+    augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None
+    evaluate: Optional[Callable[[nn.Module, ImageSet], float]] = "default"  # type: ignore[assignment]
+    extra_modules: Dict[str, nn.Module] = field(default_factory=dict)  # trained but not saved with the model
+    before_save: Optional[Callable[[], None]] = None
+    training_info: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` / ``train_model`` return."""
+
+    checkpoint_dir: Path
+    history: List[Dict[str, Any]]
+    val_accuracy: Optional[float]
+    best_epoch: int
+    seconds: float
+    images_per_s: float
+    stopped_early: bool = False
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["checkpoint_dir"] = str(self.checkpoint_dir)
+        return d
+
+
+# ----------------------------------------------------------------------------------- distributed
+
+
+def world() -> tuple[int, int]:
+    """(world_size, rank) of the initialised process group, else (1, 0)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _allreduce_grads(params: List[nn.Parameter]) -> None:
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _average_buffers(module: nn.Module, world_size: int) -> None:
+    """Average BatchNorm running statistics over ranks (each rank saw different samples)."""
+    for name, buf in module.named_buffers():
+        if buf.dtype.is_floating_point and ("running_" in name):
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(world_size)
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision: str = "bf16") -> float:
+    """Top-1 accuracy of ``model`` (pixels [0, 1] -> logits) on ``data``, in [0, 1]."""
+    was = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        x = data.images[start:start + batch_size].float().div_(255)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(x)
+        correct += int((logits.float().argmax(1) == data.labels[start:start + batch_size]).sum())
+    model.train(was)
+    return correct / max(len(data), 1)
+
+
+def limit_val(val: Optional[ImageSet], limit: Optional[int], seed: int = 0) -> Optional[ImageSet]:
+    """A fixed, class-mixed subset of the validation split (the same for every run)."""
+    if val is None or limit is None or limit >= len(val):
+        return val
+    g = torch.Generator().manual_seed(12345)  # independent of the training seed: same val set for all runs
+    idx = torch.randperm(len(val), generator=g)[:limit].sort().values
+    return val.subset(idx, name=f"{val.name}[:{limit}]")
+
+
+# ----------------------------------------------------------------------------------- state
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, rest = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        rest["state"][str(pid)] = {}
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"opt.{pid}.{k}"] = v.contiguous().clone()
+            else:
+                rest["state"][str(pid)][k] = v
+    return tensors, rest
+
+
+def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], rest: Dict[str, Any]) -> None:
+    state: Dict[int, Dict[str, Any]] = {int(pid): dict(st) for pid, st in rest["state"].items()}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def save_state(state_dir: Path, task: Task, opt: torch.optim.Optimizer, info: Dict[str, Any]) -> None:
+    """The resumable state: model + extra modules + optimizer + RNG (safetensors), counters (JSON)."""
+    from safetensors.torch import save_file
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in task.model.state_dict().items()}
+    for name, mod in task.extra_modules.items():
+        tensors.update({f"extra.{name}.{k}": v.detach().contiguous().clone() for k, v in mod.state_dict().items()})
+    opt_tensors, opt_rest = _flatten_optimizer(opt)
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    # a new weights file per epoch, then the JSON that points at it replaced atomically: a kill at
+    # any moment leaves either the old pair or the new pair, never a mix
+    name = f"state-{info['epochs_done']}.safetensors"
+    tmp = state_dir / f".{name}.tmp{os.getpid()}"
+    save_file(tensors, str(tmp))
+    tmp.replace(state_dir / name)
+    _atomic_json(state_dir / "state.json", {**info, "weights": name, "optimizer": opt_rest})
+    for old in state_dir.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink()
+
+
+def load_state_into(state_dir: Path, task: Task, opt: torch.optim.Optimizer) -> Dict[str, Any]:
+    from safetensors.torch import load_file
+
+    info = json.loads((state_dir / "state.json").read_text())
+    tensors = load_file(str(state_dir / info.pop("weights")))
+    model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    task.model.load_state_dict(model_sd, strict=True)
+    for name, mod in task.extra_modules.items():
+        p = f"extra.{name}."
+        mod.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
+    _unflatten_optimizer(opt, tensors, info.pop("optimizer"))
+    torch.set_rng_state(tensors["rng.torch"])
+    return info
+
+
+# ----------------------------------------------------------------------------------- the loop
+
+
+class _NullBar:
+    """Progress bar of the non-zero ranks: only rank 0 draws one."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _optimizer(settings: Settings, params: List[nn.Parameter]) -> torch.optim.Optimizer:
+    # no weight decay on biases and normalisation weights (1-d tensors), as is standard
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr)
+    raise UserError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    progress_ = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+
+def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Path, settings: Settings,
+        run_info: Optional[Dict[str, Any]] = None) -> TrainResult:
+    """Train ``task`` on ``train``; select on ``val``; write the best checkpoint to ``out_dir``.
+
+    Args:
+        task: what the regime trains (see :class:`Task`).
+        train: training samples (uint8 images; any mixture).
+        val: validation samples (the validation split, never test), or None (keep the last epoch).
+        out_dir: checkpoint directory (``model.safetensors`` + ``meta.json``) plus ``train_state/``
+            and ``log.jsonl``.
+        settings: optimisation settings.
+        run_info: JSON facts stored in the checkpoint's training summary (regime, data spec, ...).
+    Returns:
+        :class:`TrainResult`.
+    Raises:
+        TrainingDiverged: on a NaN/inf loss; the checkpoint of the last good epoch stays in ``out_dir``.
+    """
+    out = Path(out_dir)
+    world_size, rank = world()
+    main = rank == 0
+    run_info = dict(run_info or {})
+    val = limit_val(val, settings.val_limit)
+    sampler = ShardedBatchSampler(train, settings.batch_size, seed=settings.seed, world_size=world_size, rank=rank)
+    steps_per_epoch = len(sampler)
+    opt = _optimizer(settings, task.params)
+    fingerprint = {"task": task.name, "settings": settings.fingerprint(), "data": train.spec, "train_size": len(train),
+                   "world_size": world_size, **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
+    history: List[Dict[str, Any]] = []
+    start_epoch, best_val, best_epoch, no_improve = 0, -1.0, -1, 0
+    state_dir = out / STATE_DIR
+    if (state_dir / "state.json").is_file():
+        prior = json.loads((state_dir / "state.json").read_text())
+        if prior.get("fingerprint") != json.loads(json.dumps(fingerprint, default=str)):
+            raise UserError(f"{out} holds a run with a different configuration; use a new --out directory or delete {state_dir}")
+        info = load_state_into(state_dir, task, opt)
+        start_epoch, history = info["epochs_done"], info["history"]
+        best_val, best_epoch, no_improve = info["best_val"], info["best_epoch"], info.get("no_improve", 0)
+        if info.get("finished") and start_epoch >= settings.epochs:
+            say(f"[{task.name}] {out} already finished ({start_epoch} epochs); nothing to do")
+        else:
+            say(f"[{task.name}] resuming {out} after epoch {start_epoch}")
+    total_steps = steps_per_epoch * settings.epochs
+    warmup = int(round(settings.warmup_epochs * steps_per_epoch))
+    autocast = settings.precision == "bf16"
+    if settings.precision not in ("bf16", "fp32"):
+        raise UserError(f"precision {settings.precision!r} is unknown; use bf16 or fp32")
+    weights = torch.ones(len(train.parts))
+    if settings.source_weights is not None:
+        if len(settings.source_weights) != len(train.parts):
+            raise UserError(f"{len(settings.source_weights)} loss weights for {len(train.parts)} data parts {train.parts}")
+        weights = torch.tensor(settings.source_weights, dtype=torch.float32)
+    images_seen, train_seconds = 0, 0.0
+    stopped_early = False
+    modules = [task.model, *task.extra_modules.values()]
+    for epoch in range(start_epoch, settings.epochs):
+        for m in modules:
+            m.train()
+        batches = sampler.global_batches(epoch)
+        bar = progress(total=len(batches), desc=f"{task.name} epoch {epoch + 1}/{settings.epochs}", unit="batch",
+                       leave=False) if main else _NullBar()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for step, gb in enumerate(batches):
+            gstep = epoch * steps_per_epoch + step
+            lr = lr_at(gstep, total_steps, warmup, settings.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = sampler._rank_slice(gb)
+            global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
+            g = torch.Generator().manual_seed(stable_seed(settings.seed, epoch, step, rank))
+            opt.zero_grad(set_to_none=False)
+            if len(idx):
+                x = train.data.images[idx].float().div_(255)
+                if task.augment is not None:
+                    x = task.augment(x, g)
+                src = train.source[idx]
+                batch = Batch(x, train.data.labels[idx], idx, src, weights[src], g, global_n)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    per_sample, logits = task.loss(batch)
+                loss = (per_sample.float() * batch.weight).sum() / global_n
+                loss.backward()
+                value = float(loss.detach()) * global_n
+                if logits is not None:
+                    correct += int((logits.detach().float().argmax(1) == batch.y).sum())
+            else:  # an empty slice of a short last batch: contribute zero gradient
+                value = 0.0
+                for p in task.params:
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+            if world_size > 1:
+                flag = torch.tensor([value])
+                dist.all_reduce(flag)
+                value_all = float(flag)
+            else:
+                value_all = value
+            if not math.isfinite(value_all):
+                where = f"epoch {epoch + 1}, step {step + 1}"
+                kept = f"the last good checkpoint (epoch {best_epoch + 1}) is in {out}" if (out / "meta.json").is_file() else "no checkpoint was written yet"
+                raise TrainingDiverged(f"training diverged: loss is {value_all} at {where}; {kept}; lower --lr (now {settings.lr}) and resume")
+            if world_size > 1:
+                _allreduce_grads([p for p in task.params if p.grad is not None])
+            opt.step()
+            loss_sum += value
+            seen += len(idx)
+            if main and step % 10 == 0:
+                bar.set_postfix(loss=f"{value / max(len(idx), 1):.3f}", lr=f"{lr:.3g}")
+            bar.update(1)
+        bar.close()
+        if world_size > 1:
+            for m in modules:
+                _average_buffers(m, world_size)
+            stats = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64)
+            dist.all_reduce(stats)
+            loss_sum, correct, seen = float(stats[0]), int(stats[1]), int(stats[2])
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        images_seen += seen
+        row: Dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / max(seconds, 1e-9),
+                               "seconds": round(seconds, 2), "lr": lr}
+        if correct:
+            row["train_acc"] = correct / max(seen, 1)
+        val_acc = None
+        if val is not None and task.evaluate is not None:
+            evaluate = task.evaluate if callable(task.evaluate) else (
+                lambda m, v: accuracy(m, v, settings.eval_batch_size, settings.precision))
+            val_acc = evaluate(task.model, val)
+            row["val_acc"] = val_acc
+        history.append(row)
+        improved = val_acc is None or val_acc > best_val
+        if improved:
+            best_val, best_epoch, no_improve = (val_acc if val_acc is not None else best_val), epoch, 0
+        else:
+            no_improve += 1
+        if settings.patience is not None and no_improve >= settings.patience:
+            stopped_early = True
+        finished = epoch + 1 >= settings.epochs or stopped_early
+        if main:
+            if improved:
+                if task.before_save is not None:
+                    task.before_save()
+                summary = {**run_info, **task.training_info, "settings": asdict(settings), "best_epoch": epoch + 1,
+                           "val_accuracy": val_acc, "val_size": len(val) if val is not None else 0,
+                           "data": train.summary(), "history": history}
+                save_checkpoint(task.model, out, training=summary)
+            save_state(state_dir, task, opt, {"fingerprint": fingerprint, "epochs_done": epoch + 1, "history": history,
+                                              "best_val": best_val, "best_epoch": best_epoch, "no_improve": no_improve,
+                                              "finished": finished})
+            with open(out / "log.jsonl", "a") as fh:
+                fh.write(json.dumps({"task": task.name, **row}) + "\n")
+            val_txt = f", val acc {val_acc:.4f}" if val_acc is not None else ""
+            acc_txt = f", train acc {row['train_acc']:.4f}" if "train_acc" in row else ""
+            say(f"[{task.name}] epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f}{acc_txt}{val_txt}, "
+                f"{row['images_per_s']:.0f} images/s")
+        if world_size > 1:
+            dist.barrier()
+        if stopped_early:
+            say(f"[{task.name}] early stop: no validation improvement for {settings.patience} epochs")
+            break
+    return TrainResult(out, history, best_val if best_val >= 0 else None, best_epoch + 1, train_seconds,
+                       images_seen / max(train_seconds, 1e-9), stopped_early)

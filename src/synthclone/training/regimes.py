@@ -1,0 +1,380 @@
+"""The training regimes of the two papers, each a function ``(ctx) -> TrainResult``.
+
+==================  =====================================================================
+regime              what it trains
+==================  =====================================================================
+supervised          cross-entropy, random crop (pad 2) + flip, warmup + cosine
+finetune            supervised training started from a checkpoint (e.g. synthetic pre-training)
+linear-probe        a linear head on any frozen backbone's features
+classifier-tuning   frozen CLIP image features, linear head started from the zero-shot text
+                    weights; 0.5 x soft-label KL (teacher = zero-shot, T=2) + 0.5 x cross-entropy
+ssl                 SimCLR contrastive pre-training, then a linear probe
+ssl-multipos        the same with StableRep's multi-positive loss: images of one prompt are positives
+clip                contrastive image-text training on (image, prompt) pairs against the frozen
+                    sentence encoder, evaluated zero-shot
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import ImageSet
+from ..data.mixing import TrainData, load_train_data
+from ..errors import UserError
+from ..models import load_any_model
+from ..models.base import Classifier
+from ..models.checkpoint import load_checkpoint, set_recipe
+from . import REGIMES
+from .augment import crop_flip, simclr_views
+from .engine import Batch, Settings, Task, TrainResult, fit
+
+# the learning rate each regime uses when none is given
+DEFAULT_MODEL = {"classifier-tuning": "small_clip"}
+DEFAULT_LR = {"supervised": 0.05, "finetune": 0.01, "linear-probe": 0.1, "classifier-tuning": 0.01,
+              "ssl": 0.05, "ssl-multipos": 0.05, "clip": 2e-3}
+CLIP_TEMPLATES = ["a photo of a {}.", "a photo of the {}.", "a picture of a {}."]
+
+
+@dataclass
+class Context:
+    """Everything a regime needs."""
+
+    regime: str
+    train: TrainData
+    val: Optional[ImageSet]
+    model: str
+    out_dir: Path
+    settings: Settings
+    options: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_kw(self) -> Dict[str, Any]:
+        c, h, w = self.train.data.shape
+        return {"classes": list(self.train.classes), "in_chans": c, "input_size": (h, w)}
+
+    def run_info(self, **extra) -> Dict[str, Any]:
+        return {"regime": self.regime, "model": self.model, "data_spec": self.train.spec, **extra}
+
+
+def _params(*modules: nn.Module) -> List[nn.Parameter]:
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=smoothing)
+
+
+def _augment(ctx: Context, default: str = "crop-flip"):
+    kind = ctx.options.get("augment", default)
+    if kind in (None, "none"):
+        return None
+    if kind == "crop-flip":
+        flip = bool(ctx.options.get("flip", True))
+        return lambda x, g: crop_flip(x, g, pad=2, flip=flip)
+    raise UserError(f"unknown augmentation {kind!r}; valid: crop-flip, none")
+
+
+# ----------------------------------------------------------------------------------- supervised
+
+
+def _supervised_task(ctx: Context, model: nn.Module, name: str) -> Task:
+    smoothing = float(ctx.options.get("label_smoothing", 0.0))
+
+    def loss(b: Batch):
+        logits = model(b.x)
+        return _ce(logits, b.y, smoothing), logits
+
+    return Task(name, model, _params(model), loss, augment=_augment(ctx))
+
+
+@REGIMES.register("supervised")
+def supervised(ctx: Context) -> TrainResult:
+    """Cross-entropy from scratch (or from --model CHECKPOINT), crop+flip, warmup + cosine."""
+    torch.manual_seed(ctx.settings.seed)
+    model = load_any_model(ctx.model, **ctx.data_kw, pretrained=ctx.options.get("pretrained", False))
+    _check_label_space(model, ctx)
+    return fit(_supervised_task(ctx, model, "supervised"), ctx.train, ctx.val, ctx.out_dir, ctx.settings, ctx.run_info())
+
+
+def _check_label_space(model: nn.Module, ctx: Context) -> None:
+    classes = getattr(model, "classes", None)
+    if classes is not None and list(classes) != list(ctx.train.classes):
+        raise UserError(f"model {ctx.model} predicts {list(classes)[:4]}... but the data has {ctx.train.classes[:4]}...; "
+                        "use the finetune regime (it replaces the head)")
+
+
+def _replace_head(model: nn.Module, classes: List[str]) -> nn.Module:
+    """A new linear head over ``classes`` (for fine-tuning onto another label space)."""
+    from ..models.base import ModelSpec
+    from ..models.composite import LinearProbe
+
+    k = len(classes)
+    if isinstance(model, LinearProbe):
+        model.head = nn.Linear(model.feature_dim, k)
+        model.recipe = {**model.recipe, "num_classes": k, "classes": list(classes)}
+    elif hasattr(model, "net") and isinstance(getattr(model.net, "head", None), nn.Linear):
+        model.net.head = nn.Linear(model.net.head.in_features, k)
+        model.recipe = {**model.recipe, "kwargs": {**model.recipe.get("kwargs", {}), "num_classes": k, "classes": list(classes)}}
+    elif hasattr(model, "net") and hasattr(model.net, "reset_classifier"):
+        model.net.reset_classifier(k)
+        model.recipe = {**model.recipe, "kwargs": {**model.recipe.get("kwargs", {}), "num_classes": k, "classes": list(classes)}}
+    else:
+        raise UserError(f"cannot replace the head of {type(model).__name__}; fine-tune on the same classes")
+    model.spec = ModelSpec(**{**model.spec.to_dict(), "num_classes": k, "classes": list(classes)})
+    return model
+
+
+@REGIMES.register("finetune")
+def finetune(ctx: Context) -> TrainResult:
+    """Start from a checkpoint (e.g. synthetic pre-training) and fine-tune all weights on the data."""
+    from ..models.composite import LinearProbe
+
+    init = ctx.options.get("init") or ctx.model
+    torch.manual_seed(ctx.settings.seed)
+    if Path(init).is_dir():
+        model = load_checkpoint(init)
+    elif ctx.options.get("pretrained"):
+        model = load_any_model(init, **ctx.data_kw, pretrained=ctx.options["pretrained"])
+    else:
+        raise UserError(f"finetune starts from a checkpoint directory or pretrained weights; {init!r} is neither "
+                        "(pass --init CHECKPOINT_DIR, or --pretrained)")
+    if isinstance(model, LinearProbe):  # fine-tuning unfreezes the backbone
+        model.frozen = False
+        for p in model.backbone.parameters():
+            p.requires_grad_(True)
+        model.recipe = {**model.recipe, "freeze": False}
+    if list(model.classes or []) != list(ctx.train.classes):
+        model = _replace_head(model, list(ctx.train.classes))
+    return fit(_supervised_task(ctx, model, "finetune"), ctx.train, ctx.val, ctx.out_dir, ctx.settings,
+               ctx.run_info(init=str(init)))
+
+
+# ----------------------------------------------------------------------------------- probes
+
+
+def _probe(ctx: Context, backbone: Classifier, train: TrainData, out_dir: Path, settings: Settings, name: str,
+           info: Dict[str, Any]) -> TrainResult:
+    from ..models.composite import LinearProbe
+
+    torch.manual_seed(settings.seed)
+    probe = LinearProbe(backbone, len(train.classes), list(train.classes))
+    recipe = getattr(backbone, "recipe", None)
+    if recipe is None:
+        from ..models.checkpoint import get_recipe
+
+        recipe = get_recipe(backbone)
+    set_recipe(probe, {"type": "probe", "backbone": recipe, "num_classes": len(train.classes),
+                       "classes": list(train.classes), "feature_dim": probe.feature_dim, "freeze": True})
+    probe.checkpoint_exclude = tuple(f"backbone.{p}" for p in getattr(backbone, "checkpoint_exclude", ()))
+
+    def loss(b: Batch):
+        logits = probe(b.x)
+        return _ce(logits, b.y), logits
+
+    task = Task(name, probe, _params(probe.head), loss, augment=_augment(ctx, default="none"))
+    return fit(task, train, ctx.val, out_dir, settings, info)
+
+
+@REGIMES.register("linear-probe")
+def linear_probe(ctx: Context) -> TrainResult:
+    """A linear head on the frozen features of any backbone (checkpoint, timm:, torchvision:, ...)."""
+    torch.manual_seed(ctx.settings.seed)
+    backbone = load_any_model(ctx.model, **ctx.data_kw, pretrained=ctx.options.get("pretrained", False))
+    try:
+        with torch.no_grad():
+            backbone.eval().features(torch.zeros(1, *ctx.train.data.shape))
+    except AttributeError:
+        raise UserError(f"model {ctx.model} exposes no features() to probe; use another backbone") from None
+    return _probe(ctx, backbone, ctx.train, ctx.out_dir, ctx.settings, "linear-probe", ctx.run_info())
+
+
+# ----------------------------------------------------------------------------------- classifier tuning
+
+
+@REGIMES.register("classifier-tuning")
+def classifier_tuning(ctx: Context) -> TrainResult:
+    """Frozen CLIP features, head from the zero-shot text weights, 0.5 soft (T=2) + 0.5 hard loss."""
+    name = ctx.model
+    if not name.startswith(("small_clip", "open_clip:")):
+        raise UserError(f"classifier-tuning tunes a CLIP model (small_clip, open_clip:NAME), not {ctx.model!r}")
+    torch.manual_seed(ctx.settings.seed)
+    model = load_any_model(name, classes=list(ctx.train.classes), trainable_head=True,
+                           templates=ctx.options.get("templates"), clip_kwargs=ctx.options.get("clip_kwargs"),
+                           pretrained=ctx.options.get("pretrained") or None)
+    t = float(ctx.options.get("temperature", 2.0))
+    soft_w = float(ctx.options.get("soft_weight", 0.5))
+    teacher_w = model.head.weight.detach().clone()  # the zero-shot classifier is the teacher
+    teacher_b = model.head.bias.detach().clone()
+
+    def loss(b: Batch):
+        f = model.features(b.x)
+        logits = model.head(f).float()
+        with torch.no_grad():
+            teacher = (f.float() @ teacher_w.t() + teacher_b) / t
+        kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher, dim=1), log_target=True,
+                      reduction="none").sum(1) * (t * t)
+        return soft_w * kl + (1 - soft_w) * _ce(logits, b.y), logits
+
+    task = Task("classifier-tuning", model, _params(model.head), loss, augment=_augment(ctx, default="none"),
+                training_info={"temperature": t, "soft_weight": soft_w})
+    return fit(task, ctx.train, ctx.val, ctx.out_dir, ctx.settings, ctx.run_info(clip=name))
+
+
+# ----------------------------------------------------------------------------------- self-supervised
+
+
+def multi_positive_loss(z: torch.Tensor, groups: torch.Tensor, tau: float) -> torch.Tensor:
+    """StableRep's multi-positive contrastive loss; SimCLR's NT-Xent when each group is one image's views.
+
+    Args:
+        z: (M, D) L2-normalised embeddings.
+        groups: (M,) int; rows with the same id are positives of each other.
+        tau: temperature.
+    Returns:
+        (M,) cross-entropy between the uniform distribution over each row's positives and the
+        softmax of its similarities to every other row (0 for a row without positives).
+    """
+    m = z.shape[0]
+    logits = (z @ z.t()).float() / tau
+    eye = torch.eye(m, dtype=torch.bool)
+    logits = logits.masked_fill(eye, -1e9)
+    pos = (groups[:, None] == groups[None, :]) & ~eye
+    count = pos.sum(1)
+    target = pos.float() / count.clamp(min=1)[:, None]
+    loss = -(target * F.log_softmax(logits, dim=1)).sum(1)
+    return torch.where(count > 0, loss, torch.zeros_like(loss))
+
+
+def _ssl(ctx: Context, positives: str) -> TrainResult:
+    from ..models.composite import ProjectionMLP
+
+    torch.manual_seed(ctx.settings.seed)
+    encoder = load_any_model(ctx.model, **ctx.data_kw)
+    c, h, w = ctx.train.data.shape
+    with torch.no_grad():
+        encoder.eval()
+        dim = encoder.features(torch.zeros(1, c, h, w)).shape[-1]
+        encoder.train()
+    projector = ProjectionMLP(dim, int(ctx.options.get("proj_hidden", 256)), int(ctx.options.get("proj_dim", 128)))
+    tau = float(ctx.options.get("tau", 0.1 if positives == "prompt" else 0.2))
+    groups_all = ctx.train.prompt_groups() if positives == "prompt" else torch.arange(len(ctx.train))
+    if positives == "prompt" and all(p is None for p in ctx.train.prompts):
+        raise UserError("ssl-multipos needs prompts (a synthetic store); real images have none — use ssl")
+
+    def loss(b: Batch):
+        v1 = simclr_views(b.x, b.generator)
+        v2 = simclr_views(b.x, b.generator)
+        z = F.normalize(projector(encoder.features(torch.cat([v1, v2]))).float(), dim=1)
+        g = groups_all[b.index]
+        per = multi_positive_loss(z, torch.cat([g, g]), tau)
+        n = b.x.shape[0]
+        return 0.5 * (per[:n] + per[n:]), None
+
+    name = "ssl-multipos" if positives == "prompt" else "ssl"
+    pre_settings = replace(ctx.settings, lr=ctx.settings.lr)
+    task = Task(f"{name}-pretrain", encoder, _params(encoder, projector), loss, augment=None, evaluate=None,
+                extra_modules={"projector": projector}, training_info={"positives": positives, "tau": tau})
+    pre_dir = ctx.out_dir / "pretrain"
+    fit(task, ctx.train, None, pre_dir, pre_settings, ctx.run_info(phase="pretrain"))
+    # phase 2: a linear probe on the frozen encoder, on the labelled probe data (default: the same data)
+    backbone = load_checkpoint(pre_dir)
+    probe_spec = ctx.options.get("probe_data")
+    probe_train = load_train_data(probe_spec, seed=ctx.settings.seed) if isinstance(probe_spec, str) else (probe_spec or ctx.train)
+    probe_settings = replace(ctx.settings, epochs=int(ctx.options.get("probe_epochs") or ctx.settings.epochs),
+                             lr=float(ctx.options.get("probe_lr") or DEFAULT_LR["linear-probe"]), optimizer="sgd",
+                             source_weights=None)
+    return _probe(ctx, backbone, probe_train, ctx.out_dir, probe_settings, f"{name}-probe",
+                  ctx.run_info(pretrain=str(pre_dir), positives=positives, probe_data=probe_train.spec))
+
+
+@REGIMES.register("ssl")
+def ssl(ctx: Context) -> TrainResult:
+    """SimCLR contrastive pre-training (two views of an image are positives), then a linear probe."""
+    return _ssl(ctx, "views")
+
+
+@REGIMES.register("ssl-multipos")
+def ssl_multipos(ctx: Context) -> TrainResult:
+    """StableRep-style: all views of all images generated from one prompt are positives; then a probe."""
+    return _ssl(ctx, "prompt")
+
+
+# ----------------------------------------------------------------------------------- CLIP
+
+
+class _LogitScale(nn.Module):
+    def __init__(self, init: float):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(float(init)).log())
+
+    def value(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=100.0)
+
+
+@REGIMES.register("clip")
+def clip(ctx: Context) -> TrainResult:
+    """Contrastive image-text training on (image, prompt) pairs vs the frozen sentence encoder; zero-shot eval."""
+    from ..models.base import ModelSpec
+    from ..models.composite import ContrastiveTower
+    from ..models.external import ClipZeroShot
+    from ..text import load_text_encoder
+
+    enc = load_text_encoder(ctx.options.get("text_encoder"))
+    classes = list(ctx.train.classes)
+    templates = list(ctx.options.get("templates") or CLIP_TEMPLATES)
+    # real images have no prompt: they are paired with the first template of their class name
+    prompts = [p if p is not None else templates[0].format(classes[int(y)])
+               for p, y in zip(ctx.train.prompts, ctx.train.data.labels)]
+    unique = sorted(set(prompts))
+    pid = {p: i for i, p in enumerate(unique)}
+    prompt_ids = torch.tensor([pid[p] for p in prompts])
+    text = enc.encode(unique).float()
+    head = torch.stack([F.normalize(enc.encode([t.format(c) for t in templates]).float().mean(0), dim=0) for c in classes])
+
+    torch.manual_seed(ctx.settings.seed)
+    backbone = load_any_model(ctx.model, **ctx.data_kw)
+    tower = ContrastiveTower(backbone, text.shape[1])
+    set_recipe(tower, {"type": "contrastive_tower", "backbone": backbone.recipe, "dim": int(text.shape[1]),
+                       "feature_dim": tower.feature_dim})
+    spec = ModelSpec(**{**backbone.spec.to_dict(), "name": f"clip({backbone.spec.name})"})
+    scale = _LogitScale(float(ctx.options.get("init_scale", 1 / 0.07)))
+    model = ClipZeroShot(tower, head, spec, float(scale.value().detach()), trainable_head=False)
+    model.tower_frozen = False
+    recipe = {"type": "clip_zero_shot", "tower": tower.recipe, "dim": int(text.shape[1]), "scale": model.scale,
+              "trainable_head": False, "spec": spec.to_dict()}
+    set_recipe(model, recipe)
+
+    def loss(b: Batch):
+        img = tower.encode_image(b.x)
+        ids = prompt_ids[b.index]
+        uniq, pos = torch.unique(ids, return_inverse=True)
+        logits = scale.value() * img @ text[uniq].t()  # (n, u)
+        i2t = F.cross_entropy(logits, pos, reduction="none")
+        # text -> image: every image of a prompt is a positive of that prompt
+        target = (pos[None, :] == torch.arange(len(uniq))[:, None]).float()
+        t2i = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1)
+        return 0.5 * i2t + 0.5 * t2i.sum() / len(ids), None
+
+    def before_save():
+        model.scale = float(scale.value().detach())
+        model.recipe = {**model.recipe, "scale": model.scale}
+
+    def evaluate(m, val):
+        from .engine import accuracy
+
+        before_save()
+        return accuracy(m, val, ctx.settings.eval_batch_size, ctx.settings.precision)
+
+    task = Task("clip", model, _params(tower, scale), loss, augment=_augment(ctx), evaluate=evaluate,
+                extra_modules={"logit_scale": scale}, before_save=before_save,
+                training_info={"text_encoder": ctx.options.get("text_encoder") or "all-MiniLM-L6-v2",
+                               "templates": templates, "prompts": len(unique)})
+    settings = ctx.settings if ctx.options.get("optimizer_given") else replace(ctx.settings, optimizer="adamw")
+    return fit(task, ctx.train, ctx.val, ctx.out_dir, settings, ctx.run_info())

@@ -1,0 +1,81 @@
+"""The 19 corruptions: shape, range, severity monotone in effect, determinism through the generator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synthclone.data import load_dataset
+from synthclone.robustness.corruption_ops import ALL, EXTRA, IMAGENET_C, corrupt, corruption_names
+
+
+@pytest.fixture(scope="module")
+def images():
+    x = load_dataset("fashion-mnist", split="test").float()[:96]
+    gray = x[:32]
+    # a natural-looking RGB image: grey plus a moderately saturated tint from three different products
+    rgb = 0.7 * gray + 0.3 * torch.cat([x[:32], x[32:64], x[64:96]], 1)
+    return {"gray": gray, "rgb": rgb}
+
+
+def test_the_lists_are_imagenet_c_and_the_extras():
+    assert len(IMAGENET_C) == 15 and len(EXTRA) == 4 and len(set(ALL)) == 19
+    assert corruption_names("extra") == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
+    with pytest.raises(Exception, match="unknown corruption"):
+        corruption_names(["gaussian_noise", "rain"])
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("kind", ["gray", "rgb"])
+def test_range_shape_and_monotone_severity(images, name, kind):
+    x = images[kind]
+    diffs = []
+    for s in range(1, 6):
+        y = corrupt(x, name, s, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and y.dtype == torch.float32
+        assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+        diffs.append(float((y - x).abs().mean()))
+    assert diffs[0] > 0, f"{name} severity 1 leaves the image unchanged"
+    assert all(b > a for a, b in zip(diffs, diffs[1:])), f"{name} ({kind}) not monotone: {diffs}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_generator_same_output(images, name):
+    x = images["rgb"][:8]
+    a = corrupt(x, name, 3, torch.Generator().manual_seed(7))
+    b = corrupt(x, name, 3, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+
+
+def test_different_seeds_differ_for_random_corruptions(images):
+    x = images["gray"][:8]
+    for name in ["gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost",
+                 "fog", "elastic_transform", "spatter", "speckle_noise"]:
+        a = corrupt(x, name, 3, torch.Generator().manual_seed(1))
+        b = corrupt(x, name, 3, torch.Generator().manual_seed(2))
+        assert not torch.equal(a, b), name
+
+
+def test_large_images_use_the_imagenet_table():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 112, 112, generator=g)
+    for name in ALL:
+        y = corrupt(x, name, 5, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+    small = corrupt(torch.full((1, 1, 28, 28), 0.5), "gaussian_noise", 5, torch.Generator().manual_seed(0))
+    large = corrupt(torch.full((1, 1, 224, 224), 0.5), "gaussian_noise", 5, torch.Generator().manual_seed(0))
+    # CIFAR-10-C sigma 0.10 for small images vs ImageNet-C sigma 0.38
+    assert small.std().item() == pytest.approx(0.10, rel=0.15)
+    assert large.std().item() == pytest.approx(0.38 * 0.84, rel=0.2)  # clipping at 0 and 1 shrinks it
+
+
+def test_blur_scales_with_resolution():
+    # the same relative blur on a 2x larger image: an edge spreads over twice as many pixels
+    def spread(size):
+        x = torch.zeros(1, 1, size, size)
+        x[..., size // 2:] = 1.0
+        y = corrupt(x, "gaussian_blur", 5, torch.Generator().manual_seed(0))
+        row = y[0, 0, size // 2]
+        return int(((row > 0.02) & (row < 0.98)).sum())
+
+    assert spread(56) >= 2 * spread(28) - 1
