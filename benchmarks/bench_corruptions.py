@@ -69,7 +69,11 @@ def load_reference():
     shims = [s for s in [_shim_pkg_resources()] if s]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import cv2
         import imagecorruptions
+    # OpenCV runs its own thread pool regardless of OMP_NUM_THREADS; pin it to torch's count so
+    # neither side gets more cores than the other
+    cv2.setNumThreads(torch.get_num_threads())
     return imagecorruptions, shims
 
 
@@ -217,7 +221,9 @@ def main(argv=None) -> int:
 
     print("## Corruptions: synthclone vs imagecorruptions " + getattr(ref, "__version__", "1.1.2") + "\n")
     print(f"machine: {machine_line()}\n")
-    print(f"reference import shims: {'; '.join(shims) or 'none'}\n")
+    import cv2
+
+    print(f"reference import shims: {'; '.join(shims) or 'none'}; OpenCV threads: {cv2.getNumThreads()}\n")
     failing = {n: s for n, s in status.items() if s}
     print(f"reference runs {len(names) - len(failing)}/{len(names)} corruptions; failing:\n")
     print(markdown_table([{"corruption": n, "error": s} for n, s in failing.items()]) + "\n")

@@ -7,7 +7,10 @@ The same predictions go to synthclone.robustness.metrics, torchmetrics (float64 
 scikit-learn; the table gives the largest absolute difference over all cases (random seeds, sizes,
 class counts, and tied variants: logits/scores rounded so many values coincide). Target: <= 1e-6.
 torchmetrics computes in float32 inside (its calibration update casts to float32, its curves return
-float32), so its differences sit near 1e-7; scikit-learn works in float64 (differences near 1e-16).
+float32): its public ECE/MCE function drifts up to ~1e-5 from any float64 computation at 20,000
+samples, so ECE/MCE are judged against torchmetrics' own binning core (``_ce_compute``) fed float64
+confidences, and the public function's difference is shown beside it. AUROC/AUPR/FPR95 through
+torchmetrics sit near 1e-7 (float32 outputs); scikit-learn works in float64 (differences near 1e-16).
 
 One convention case is reported apart, not counted as a failure: torchmetrics bins confidences as
 [lo, hi) and gives confidence == 1.0 a bin of its own, while synthclone (like Guo et al. 2017) uses
@@ -30,6 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, markdown_table  # noqa: E402
 
 TOL = 1e-6
+# (column, counts towards the target): torchmetrics' public calibration function casts to float32
+# before binning, so it is shown but judged through its float64 core (_ce_compute) instead
+PEERS = [("torchmetrics", True), ("torchmetrics public fn (float32 inside)", False), ("sklearn", True),
+         ("torch nll_loss", True)]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -74,17 +81,19 @@ def classification_rows(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15)
     correct = probs.argmax(1) == labels
     p_t = torch.from_numpy(probs)  # float64 end to end: torchmetrics computes in the input dtype
     y_t = torch.from_numpy(labels).long()
-    # torchmetrics' binning core run on float64 confidences (its public function casts to float32 first)
+    # torchmetrics' binning core on float64 confidences (its public function casts to float32 first)
     c64, a64 = torch.from_numpy(conf), torch.from_numpy(correct.astype(np.float64))
     rows = [
         {"metric": "ECE (15 bins, L1)", "synthclone": M.ece(conf, correct, n_bins),
-         "torchmetrics": float(multiclass_calibration_error(p_t, y_t, num_classes=k, n_bins=n_bins, norm="l1")),
-         "torchmetrics core, float64": float(_ce_compute(c64, a64, n_bins, norm="l1"))},
+         "torchmetrics": float(_ce_compute(c64, a64, n_bins, norm="l1")),
+         "torchmetrics public fn (float32 inside)":
+             float(multiclass_calibration_error(p_t, y_t, num_classes=k, n_bins=n_bins, norm="l1"))},
         {"metric": "MCE (15 bins, max)", "synthclone": M.mce(conf, correct, n_bins),
-         "torchmetrics": float(multiclass_calibration_error(p_t, y_t, num_classes=k, n_bins=n_bins, norm="max")),
-         "torchmetrics core, float64": float(_ce_compute(c64, a64, n_bins, norm="max"))},
+         "torchmetrics": float(_ce_compute(c64, a64, n_bins, norm="max")),
+         "torchmetrics public fn (float32 inside)":
+             float(multiclass_calibration_error(p_t, y_t, num_classes=k, n_bins=n_bins, norm="max"))},
         {"metric": "NLL", "synthclone": M.nll(probs[np.arange(len(labels)), labels]),
-         "torchmetrics": float(torch.nn.functional.nll_loss(p_t.log(), y_t)),
+         "torch nll_loss": float(torch.nn.functional.nll_loss(p_t.log(), y_t)),
          "sklearn": float(log_loss(labels, probs, labels=list(range(k))))},
     ]
     return rows
@@ -147,19 +156,20 @@ def agreement(seeds: Sequence[int] = (0, 1), sizes: Sequence[int] = (10, 200), c
 
 
 def summarize(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
-    """Per metric: number of cases and the largest |synthclone - peer| for each peer."""
+    """Per metric: number of cases and the largest |synthclone - peer| for each peer (column "vs peer")."""
     table = []
     for metric in dict.fromkeys(r["metric"] for r in rows):
         rs = [r for r in rows if r["metric"] == metric]
         entry: Dict[str, object] = {"metric": metric, "cases": len(rs)}
         worst = 0.0
-        for peer in ("torchmetrics", "torchmetrics core, float64", "sklearn"):
+        for peer, judged in PEERS:
             diffs = [abs(r["synthclone"] - r[peer]) for r in rs if peer in r]
             if diffs:
-                entry[f"max abs diff vs {peer}"] = float(max(diffs))
-                worst = max(worst, max(diffs))
+                entry[f"vs {peer}"] = float(max(diffs))
+                if judged:
+                    worst = max(worst, max(diffs))
             else:
-                entry[f"max abs diff vs {peer}"] = "-"
+                entry[f"vs {peer}"] = "-"
         entry[f"<= {TOL:g}"] = "yes" if worst <= TOL else "NO"
         table.append(entry)
     return table
@@ -201,7 +211,7 @@ def main(argv=None) -> int:
     print("## Metrics: synthclone vs torchmetrics and scikit-learn\n")
     print(f"machine: {machine_line()}\n")
     print(f"seeds {list(seeds)}, sizes {list(sizes)}, classes {list(classes)}, with and without ties; "
-          f"{len({r['case'] for r in rows})} cases\n")
+          f"{len({r['case'] for r in rows})} cases; each cell is the largest |synthclone - peer| over the cases\n")
     print(markdown_table(summarize(rows)))
     print("\nBinning convention (not counted above):\n")
     print(markdown_table([boundary_case()]))

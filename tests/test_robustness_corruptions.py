@@ -79,3 +79,21 @@ def test_blur_scales_with_resolution():
         return int(((row > 0.02) & (row < 0.98)).sum())
 
     assert spread(56) >= 2 * spread(28) - 1
+
+
+def test_corruption_cache_gives_the_same_images_as_a_fresh_run():
+    from synthclone.robustness import corruptions as C
+    from synthclone.robustness.core import BenchSettings
+
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    ids = [f"x{i}" for i in range(8)]
+    settings = BenchSettings(seed=3)
+    C._CACHE.clear()
+    first = C.cached_corrupt_set(images, ids, "gaussian_noise", 3, settings)
+    assert len(C._CACHE) == 1
+    again = C.cached_corrupt_set(images, ids, "gaussian_noise", 3, settings)
+    assert again is first  # served from the cache
+    fresh = C.corrupt_set(images, "gaussian_noise", 3, settings.generator("corruption", "gaussian_noise", 3))
+    assert torch.equal(first, fresh)
+    other = C.cached_corrupt_set(images, ids, "gaussian_noise", 3, BenchSettings(seed=4))
+    assert not torch.equal(first, other)  # the seed is part of the key

@@ -191,9 +191,15 @@ def bench_settings(cfg):
     unknown = sorted(set(cfg.bench.options) - known)
     if unknown:
         raise UserError(f"unknown bench.options {unknown}; valid: {', '.join(sorted(known - {'data', 'val', 'train', 'model_name'}))}")
+    train = load_dataset(cfg.data.dataset, split="train")
+    if cfg.data.train_limit and cfg.data.train_limit < len(train):  # a fixed real subset for the Mahalanobis means
+        from .training.engine import limit_val
+
+        train = limit_val(train, cfg.data.train_limit, seed=0)
     settings = BenchSettings(
         data=load_dataset(cfg.data.dataset, split="test"),
         val=_val_set(cfg),
+        train=train,
         batch_size=cfg.bench.batch_size, seed=cfg.bench.seed, limit=cfg.bench.limit or cfg.data.test_limit,
         ece_bins=cfg.bench.ece_bins, severities=list(cfg.bench.severities), epsilons=list(cfg.bench.epsilons),
     )

@@ -10,8 +10,11 @@ Rows: condition = corruption name, severity 1..5, extra = {"source": "generated"
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections import OrderedDict
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pandas as pd
 import torch
@@ -27,6 +30,35 @@ def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generat
     """Corrupt uint8 (N, C, H, W) images batch by batch; float (N, C, H, W) in [0, 1]."""
     out = [corrupt(images[i:i + batch_size].float().div(255.0), name, severity, g) for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, *images.shape[1:])
+
+
+# Corrupted images depend on the images, the corruption, the severity and the seed — not on the
+# model — so benchmarking many models in one process (``synthclone run``) corrupts each cell once.
+# The cache holds at most SYNTHCLONE_CORRUPTION_CACHE_MB (default 512) of float images.
+_CACHE: "OrderedDict[Tuple, torch.Tensor]" = OrderedDict()
+_CACHE_LIMIT = int(os.environ.get("SYNTHCLONE_CORRUPTION_CACHE_MB", "512")) * 2**20
+
+
+def _cache_bytes() -> int:
+    return sum(t.numel() * t.element_size() for t in _CACHE.values())
+
+
+def cached_corrupt_set(images: torch.Tensor, ids: List[str], name: str, severity: int, settings: BenchSettings) -> torch.Tensor:
+    """:func:`corrupt_set` with the cell's own generator, memoised per (images, corruption, severity, seed)."""
+    digest = hashlib.sha256("\n".join(ids).encode() + str(tuple(images.shape)).encode()).hexdigest()
+    key = (digest, name, int(severity), settings.seed)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit
+    g = settings.generator("corruption", name, int(severity))
+    x = corrupt_set(images, name, int(severity), g, settings.batch_size)
+    size = x.numel() * x.element_size()
+    if size <= _CACHE_LIMIT:
+        while _CACHE and _cache_bytes() + size > _CACHE_LIMIT:
+            _CACHE.popitem(last=False)
+        _CACHE[key] = x
+    return x
 
 
 def _folder_rows(model, data, settings: BenchSettings) -> List[pd.DataFrame]:
@@ -61,8 +93,7 @@ def corruptions_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     cells = [(n, s) for n in names for s in settings.severities]
     frames = []
     for name, sev in progress(cells, desc="corruptions"):
-        g = settings.generator("corruption", name, int(sev))
-        x = corrupt_set(subset.images, name, int(sev), g, settings.batch_size)
+        x = cached_corrupt_set(subset.images, subset.ids, name, int(sev), settings)
         logits = predict(model, x, settings.batch_size, settings.device)
         frames.append(rows_from_logits(settings.model_name, "corruptions", name, int(sev), subset.ids, subset.labels,
                                        logits, extra={"source": "generated"}))
