@@ -52,17 +52,19 @@ def machine_line() -> str:
     return "; ".join(f"{k}: {v}" for k, v in m.items())
 
 
-def best_time(fn: Callable[[], object], repeats: int = 3, budget_s: float = float("inf")) -> float:
-    """Smallest wall time of ``repeats`` calls of ``fn`` (stops early once ``budget_s`` is spent)."""
+def best_time(fn: Callable[[], object], repeats: int = 3, budget_s: float = float("inf"),
+              min_repeats: int = 1) -> float:
+    """Smallest wall time of up to ``repeats`` calls of ``fn``; stops once ``budget_s`` is spent and
+    at least ``min_repeats`` calls ran."""
     best = float("inf")
     spent = 0.0
-    for _ in range(max(1, repeats)):
+    for i in range(max(1, repeats)):
         t0 = time.perf_counter()
         fn()
         dt = time.perf_counter() - t0
         best = min(best, dt)
         spent += dt
-        if spent >= budget_s:
+        if spent >= budget_s and i + 1 >= min_repeats:
             break
     return best
 

@@ -9,7 +9,9 @@ on), as RGB uint8, resized (bilinear, antialiased) to 224 px and kept at 28 px.
 
 * Throughput at batch 64, severity 3: synthclone corrupts the batch in one call; the reference
   runs its per-image function over the same 64 images (the way its README uses it), stopping
-  early after a time budget for the slow ones (images/s is then from the images done).
+  early after a time budget for the slow ones (images/s is then from the images done). Each side
+  keeps its best of several runs (load spikes only slow a run down). synthclone's speed on one
+  image at a time is shown too: it separates the gain from batching from the per-pixel cost.
 * Agreement at 224 px, where synthclone uses the published ImageNet-C constants:
   deterministic corruptions: PSNR of synthclone's output against the reference's (both
   quantised to uint8 the reference's way, by truncation); noise corruptions: mean and standard
@@ -42,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, markdown_table  # noqa: E402
+from _common import best_time, machine_line, markdown_table  # noqa: E402
 
 DETERMINISTIC = ["defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
                  "gaussian_blur", "saturate"]
@@ -140,25 +142,30 @@ def throughput(ref, names, images: torch.Tensor, status, severity: int = 3, budg
     for name in names:
         g = torch.Generator().manual_seed(0)
         corrupt(x[:2], name, severity, g)  # warm-up (kernel caches, lazy imports)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            corrupt(x, name, severity, g)
-            best = min(best, time.perf_counter() - t0)
-        ours = len(x) / best
-        row: Dict[str, object] = {"corruption": name, "synthclone img/s": ours}
+        # best of several calls (at least `repeats`, more while under a second is spent): load spikes
+        # on a shared machine only ever make a call slower
+        ours = len(x) / best_time(lambda: corrupt(x, name, severity, g), repeats=max(repeats, 20), budget_s=1.0,
+                                  min_repeats=repeats)
+        one = 1 / best_time(lambda: corrupt(x[:1], name, severity, g), repeats=20, budget_s=0.5, min_repeats=3)
+        row: Dict[str, object] = {"corruption": name, "synthclone img/s": ours, "synthclone img/s at batch 1": one}
         if status.get(name):
-            row.update({"reference img/s": float("nan"), "ratio": float("nan"), "note": "reference fails"})
+            row.update({"reference img/s": float("nan"), "ratio": float("nan"), "ratio at batch 1": float("nan"),
+                        "note": "reference fails"})
         else:
             np.random.seed(0)
-            done, t0 = 0, time.perf_counter()
-            for img in hwc:
-                np.uint8(run_reference(ref, name, img, severity))
-                done += 1
-                if time.perf_counter() - t0 > budget_s:
+            best_rate, done = 0.0, 0
+            for _ in range(3):  # whole passes over the batch while they are cheap, best rate kept
+                done, t0 = 0, time.perf_counter()
+                for img in hwc:
+                    np.uint8(run_reference(ref, name, img, severity))
+                    done += 1
+                    if time.perf_counter() - t0 > budget_s:
+                        break
+                spent = time.perf_counter() - t0
+                best_rate = max(best_rate, done / spent)
+                if spent > budget_s / 4:
                     break
-            theirs = done / (time.perf_counter() - t0)
-            row.update({"reference img/s": theirs, "ratio": ours / theirs,
+            row.update({"reference img/s": best_rate, "ratio": ours / best_rate, "ratio at batch 1": one / best_rate,
                         "note": "" if done == len(hwc) else f"reference timed on {done} images"})
         rows.append(row)
     return rows
@@ -203,6 +210,31 @@ def agreement(ref, names, images: torch.Tensor, status, severities) -> List[Dict
     return rows
 
 
+def agreement_summary(rows: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """One line per corruption: worst PSNR, largest noise-statistic gap, or the effect-size ratio."""
+    out = []
+    for name in dict.fromkeys(r["corruption"] for r in rows):
+        rs = [r for r in rows if r["corruption"] == name]
+        kind = rs[0]["kind"]
+        if kind == "deterministic":
+            worst = min(rs, key=lambda r: r["synthclone"])
+            text = f"PSNR >= {worst['synthclone']:.1f} dB (worst: severity {worst['severity']})"
+        elif kind == "noise":
+            gaps = [(abs(float(r["synthclone"].split("/")[0]) - float(r["reference"].split("/")[0])),
+                     abs(float(r["synthclone"].split("/")[1]) / float(r["reference"].split("/")[1]) - 1)) for r in rs]
+            text = (f"perturbation mean within {max(g[0] for g in gaps):.4f}, "
+                    f"std within {100 * max(g[1] for g in gaps):.2f}%")
+        elif kind == "random":
+            ratios = [r["synthclone"] / r["reference"] for r in rs if r["reference"]]
+            text = f"mean abs(x'-x) synthclone / reference = {min(ratios):.2f}-{max(ratios):.2f}"
+        else:
+            text = "reference fails"
+        agrees = {r["agree"] for r in rs}
+        out.append({"corruption": name, "kind": kind, "agreement over severities": text,
+                    "agrees": "NO" if "NO" in agrees else ("yes" if agrees == {"yes"} else next(iter(agrees)))})
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="16 agreement images, severity 3, short budgets")
@@ -244,6 +276,8 @@ def main(argv=None) -> int:
     agree = agreement(ref, names, test_images(n_agree, 224), status, severities)
     print(f"### Agreement at 224 px ({n_agree} images, severities {severities})\n")
     print("deterministic: PSNR >= 30 dB counts as agreeing; noise: |mean diff| <= 0.005 and std within 5%.\n")
+    print(markdown_table(agreement_summary(agree)) + "\n")
+    print("Every severity:\n")
     print(markdown_table(agree))
     return 0
 

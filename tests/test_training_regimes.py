@@ -72,6 +72,10 @@ def test_each_regime_writes_a_loadable_checkpoint(regime, model, real, val, tmp_
     assert list(loaded.classes) == real.classes
     logits = loaded(val.images[:5].float() / 255)
     assert logits.shape == (5, 10) and torch.isfinite(logits).all()
+    # the robustness benchmark attacks every model: gradients must reach the input pixels
+    x = (val.images[:5].float() / 255).requires_grad_(True)
+    loaded(x).logsumexp(1).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
     # the checkpoint holds the epoch chosen on the validation split, with its measured accuracy
     meta = read_meta(out)
     assert meta["training"]["regime"] == regime and meta["training"]["val_accuracy"] == pytest.approx(result.val_accuracy)

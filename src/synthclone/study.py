@@ -238,12 +238,25 @@ def _report_fn(cfg, models: List[ArmModel]):
     return fn
 
 
+def shipped_weights_fingerprint() -> Dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each shipped weights file, so stages rerun when weights change."""
+    import hashlib
+
+    from .paths import WEIGHTS_DIR
+
+    out = {}
+    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        out[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return out
+
+
 def build_stages(cfg) -> List[Stage]:
     """Every stage of the study, in dependency order."""
     from .pipeline import data_stage
 
     stages = [data_stage(cfg)]
-    gcfg = cfg.generate.model_dump()
+    weights = shipped_weights_fingerprint()
+    gcfg = {**cfg.generate.model_dump(), "shipped_weights": weights}
     models = plan_models(cfg)
     wanted = {need for m in models for need in m.needs}
     for strat in cfg.generate.prompts:
@@ -254,7 +267,8 @@ def build_stages(cfg) -> List[Stage]:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
                              "dataset": cfg.data.dataset}, []))
-    train_cfg = {**cfg.train.model_dump(), "data": cfg.data.model_dump(), "study": cfg.study.model_dump()}
+    train_cfg = {**cfg.train.model_dump(), "data": cfg.data.model_dump(), "study": cfg.study.model_dump(),
+                 "shipped_weights": weights}
     for m in models:
         if m.regime is None:
             continue
@@ -262,7 +276,7 @@ def build_stages(cfg) -> List[Stage]:
         if "init_model" in m.options:
             needs.append(f"train-{m.options['init_model']}")
         stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs}, needs))
-    bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump()}
+    bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights}
     for m in models:
         needs = [] if m.regime is None else [f"train-{m.name}"]
         stages.append(Stage(f"bench-{m.name}", _bench_fn(cfg, m), {**bench_cfg, "arm": m.tags()}, needs))

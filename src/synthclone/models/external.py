@@ -326,9 +326,8 @@ class ClipZeroShot(Classifier):
         return self.head(f) if self.head is not None else self.scale * f @ self.text_head.t()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tower_frozen:
-            with torch.no_grad():
-                return self.tower.encode_image(x).float()
+        # A frozen tower has parameters without gradients, but gradients must still reach the
+        # input (adversarial probes differentiate every model), so no torch.no_grad() here.
         return self.tower.encode_image(x).float()
 
 

@@ -58,8 +58,8 @@ class Document:
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#1d2125;line-height:1.45}
 h1{font-size:1.7em;border-bottom:2px solid #ccd;padding-bottom:6px}h2{margin-top:1.8em;border-bottom:1px solid #dde}
-table{border-collapse:collapse;margin:10px 0 18px;font-size:.9em}th,td{border:1px solid #ccd;padding:4px 8px;text-align:right;vertical-align:top}
-th{background:#eef0f5}td:first-child,th:first-child{text-align:left}caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
+table{border-collapse:collapse;margin:10px 0 18px;font-size:.9em}th,td{border:1px solid #ccd;padding:4px 8px;text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#eef0f5}caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}
 figure{display:inline-block;margin:8px 12px 16px 0;vertical-align:top}figure img{max-width:560px;border:1px solid #dde}figcaption{font-size:.85em;color:#444;max-width:560px}
 .supported{background:#dff3e2}.contradicted{background:#f8dede}.inconclusive{background:#f4f1dc}.note{color:#555;font-size:.9em}
 """
@@ -97,6 +97,8 @@ def to_html(doc: Document) -> str:
                 cells = []
                 for j, value in enumerate(row):
                     css = block.css_cells[i][j] if block.css_cells else ""
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        css = f"{css} num".strip()
                     cls = f' class="{e(css)}"' if css else ""
                     cells.append(f"<td{cls}>{e(_fmt(value))}</td>")
                 parts.append("<tr>" + "".join(cells) + "</tr>")
