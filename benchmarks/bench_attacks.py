@@ -78,9 +78,9 @@ def compare(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, bat
     return {
         "eps": f"{eps * 255:.0f}/255", "steps": steps,
         "robust acc synthclone %": acc["synthclone"], "robust acc torchattacks %": acc["torchattacks"],
-        "|diff| points": abs(acc["synthclone"] - acc["torchattacks"]),
+        "abs diff (points)": abs(acc["synthclone"] - acc["torchattacks"]),
         "same prediction %": same_pred * 100,
-        "max |x_adv - x_adv'|": float((advs["synthclone"] - advs["torchattacks"]).abs().max()),
+        "max abs(x_adv - x_adv')": float((advs["synthclone"] - advs["torchattacks"]).abs().max()),
         "max L-inf (ours/theirs)": f"{linf['synthclone'] * 255:.2f}/{linf['torchattacks'] * 255:.2f} /255",
         "synthclone img/s": len(x) / times["synthclone"], "torchattacks img/s": len(x) / times["torchattacks"],
         "speed ratio": times["torchattacks"] / times["synthclone"],
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
           f"{args.n} test images; L-inf PGD, step 2.5*eps/steps, no random start, batch 250, "
           f"best of {args.repeats} alternating runs\n")
     print(markdown_table(rows))
-    ok_acc = all(r["|diff| points"] <= 0.5 for r in rows)
+    ok_acc = all(r["abs diff (points)"] <= 0.5 for r in rows)
     ok_speed = all(r["speed ratio"] >= 1.0 for r in rows)
     print(f"\nrobust accuracy within 0.5 points: {'yes' if ok_acc else 'NO'}; "
           f"speed ratio >= 1.0: {'yes' if ok_speed else 'NO'}")

@@ -22,8 +22,8 @@ on), as RGB uint8, resized (bilinear, antialiased) to 224 px and kept at 28 px.
   28/32 for images of <= 64 px, while the reference always applies the ImageNet-C constants (and its
   ``corrupt()`` refuses images under 32 px, so its per-corruption functions are called directly).
 
-The reference needs two import shims on current Python/SciPy, applied here and reported:
-``pkg_resources`` (gone from setuptools >= 81) for its frost images. Corruptions that still fail are
+The reference needs one import shim on current setuptools, applied here and reported:
+``pkg_resources`` (absent from the setuptools 84 installed here) for its frost images. Corruptions that still fail are
 caught one by one and reported with the error.
 """
 
@@ -52,7 +52,7 @@ NOISE = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
 
 
 def _shim_pkg_resources() -> Optional[str]:
-    """imagecorruptions imports pkg_resources.resource_filename; provide it if setuptools dropped it."""
+    """imagecorruptions imports pkg_resources.resource_filename; provide it if setuptools no longer has it."""
     if importlib.util.find_spec("pkg_resources") is not None:
         return None
     mod = types.ModuleType("pkg_resources")
@@ -63,7 +63,7 @@ def _shim_pkg_resources() -> Optional[str]:
 
     mod.resource_filename = resource_filename
     sys.modules["pkg_resources"] = mod
-    return "pkg_resources (absent from setuptools >= 81): stub resource_filename"
+    return "pkg_resources (absent from the installed setuptools): stub resource_filename"
 
 
 def load_reference():
@@ -205,7 +205,7 @@ def agreement(ref, names, images: torch.Tensor, status, severities) -> List[Dict
             else:
                 a_ours = float(np.abs(ours - base).mean() / 255.0)
                 a_theirs = float(np.abs(theirs - base).mean() / 255.0)
-                rows.append({"corruption": name, "severity": sev, "kind": "random", "measure": "mean |x'-x|",
+                rows.append({"corruption": name, "severity": sev, "kind": "random", "measure": "mean abs(x'-x)",
                              "synthclone": a_ours, "reference": a_theirs, "agree": "(info)"})
     return rows
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -76,7 +75,11 @@ def stage_tables(out: Path):
                 for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
     probes: Dict[str, float] = defaultdict(float)
     n_models = 0
-    for d in sorted(out.glob("bench-*/done.json")):
+    # only this run's bench folders (an older run in the same directory may have left others)
+    for s in stages:
+        d = out / s.get("folder", "") / "done.json"
+        if not s["stage"].startswith("bench") or not d.is_file():
+            continue
         secs = json.loads(d.read_text()).get("outputs", {}).get("seconds", {})
         n_models += 1
         for p, v in secs.items():
