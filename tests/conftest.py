@@ -22,3 +22,19 @@ def run_cli(capsys):
         return code, out, err
 
     return _run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One intra-op thread for the whole suite.
+
+    Measured here: with several torch processes on a 2-core machine, the default two OpenMP
+    threads per process made a tiny network run 60x slower; the tests use small models, for which
+    one thread is also the faster choice on an idle machine.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,15 +8,6 @@ from synthclone.models.small_clip import load_small_clip, save_small_clip
 from synthclone.paths import WEIGHTS_DIR
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops 100x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return load_small_clip(weights=None, tiny=True)

@@ -12,17 +12,6 @@ from synthclone.filters import FILTERS, FilterResult, create_filter
 from synthclone.filters.dedup import dhash, hamming
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops a lot."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_registry():
     assert FILTERS.names() == ["clip", "dedup"]
     with pytest.raises(UserError, match="valid filters: clip, dedup"):

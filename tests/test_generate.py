@@ -6,22 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from synthclone.data.store import COLUMNS, load_store
 
 TINY = ["--generator-weights", "tiny", "--steps", "2", "--shard-size", "4"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops a lot."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tree_digest(root: Path) -> dict:

@@ -10,17 +10,6 @@ pytest.importorskip("ray")
 from synthclone.data.store import load_store  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops a lot."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow  # starting Ray and two workers (each loading the text encoder) takes about a minute here
 def test_ray_local_makes_the_same_store_as_in_process(tmp_path, run_cli):
     common = ["--classes", "Coat,Bag", "--per-class", "6", "--shard-size", "3", "--generator-weights", "tiny",

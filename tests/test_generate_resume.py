@@ -19,17 +19,6 @@ ARGS = ["--classes", "Coat,Sandal,Bag", "--per-class", "40", "--shard-size", "4"
         "--steps", "2", "--filter", "dedup", "--prompts", "domains"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops a lot."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SYNTHCLONE_QUIET": "1"}  # one thread, as in the reference run
 
 

@@ -12,15 +12,6 @@ from synthclone.generators import create_generator
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops 100x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 
 def _tiny_tokenizer(folder):
     """A CLIP BPE tokenizer with a letters-only vocabulary and a few merges, written to ``folder``."""

@@ -9,15 +9,6 @@ from synthclone.errors import UserError
 from synthclone.generators import GENERATORS, create_generator
 from synthclone.generators.embedded import save_generator
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops 100x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 
 @pytest.fixture(scope="session")
 def tiny():

@@ -1,6 +1,5 @@
 """The model-card measurements: Fréchet distance, diversity, sample grid, card rendering, CLI errors."""
 
-import json
 
 import pytest
 import torch

@@ -9,15 +9,6 @@ from synthclone.generators.schedulers import (DDIMScheduler, DPMSolverMultistepS
 
 diffusers = pytest.importorskip("diffusers")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops 100x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 
 def _toy_model(x, t):
     """A fixed nonlinear 'network' so multistep history matters."""

@@ -1,18 +1,7 @@
 """The shipped embedded generator makes images a real-data classifier recognises."""
 
-import pytest
-import torch
 
 from synthclone.paths import WEIGHTS_DIR
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine oversubscribed threads slow tiny ops 100x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_shipped_generator_images_are_recognised():

@@ -14,15 +14,6 @@ from synthclone.models.checkpoint import load_checkpoint, read_meta, save_checkp
 CLASSES = ["a", "b", "c"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny nets: one thread is as fast, and far faster when other jobs share the cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _roundtrip(model, tmp_path, x):
     model.eval()
     save_checkpoint(model, tmp_path / "ckpt", training={"note": "test"})

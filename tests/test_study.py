@@ -1,7 +1,6 @@
 """The whole study end to end at toy size: tiny random generator (real code), real data, every stage."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -15,15 +15,6 @@ from synthclone.errors import UserError
 CLASSES = [f"c{i}" for i in range(4)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny nets: one thread is as fast, and far faster when other jobs share the cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _set(n: int, offset: int = 0, name: str = "real") -> ImageSet:
     images = (torch.arange(n) + offset).remainder(256).to(torch.uint8).view(n, 1, 1, 1).expand(n, 1, 8, 8).contiguous()
     return ImageSet(images, torch.arange(n) % 4, list(CLASSES), [f"{name}-{i}" for i in range(n)], name=name)

@@ -21,15 +21,6 @@ from synthclone.training.regimes import multi_positive_loss
 from test_training_mixing import write_store
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny nets: one thread is as fast, and far faster when other jobs share the cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def real():
     return load_dataset("fashion-mnist", "train").per_class(24, seed=0)  # 240 images

@@ -25,13 +25,12 @@ skips finished stages and a killed run resumes.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pipeline import Stage, run_stages, write_json
-from .progress import progress, say
+from .pipeline import Stage, write_json
+from .progress import say
 
 
 @dataclass

@@ -8,7 +8,6 @@ the stores the run generated.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
