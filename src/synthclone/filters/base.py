@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
@@ -31,7 +33,7 @@ class FilterResult:
         return int(self.keep.sum())
 
 
-class ImageFilter:
+class ImageFilter(abc.ABC):
     """Base class: subclasses set ``name`` and implement :meth:`score` and :meth:`select`."""
 
     name = "filter"
@@ -43,13 +45,13 @@ class ImageFilter:
     def prepare(self) -> None:
         """Load what the filter needs (models) now, so a missing file fails before any work starts."""
 
+    @abc.abstractmethod
     def score(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> Dict[str, np.ndarray]:
         """Per-image manifest columns for ``images`` uint8 (N, C, H, W) of intended classes ``labels`` (N,)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def select(self, manifest, labels: np.ndarray, num_classes: int, candidates: Optional[np.ndarray] = None) -> FilterResult:
         """Decide over a whole manifest (DataFrame with this filter's score columns)."""
-        raise NotImplementedError
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> FilterResult:
         """Score and decide on an in-memory batch: uint8 (N, C, H, W), labels (N,)."""
