@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--eps", default="1,4,8", help="epsilons in 1/255 units")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--batch", type=int, default=250, help="images per call of either attack")
     p.add_argument("--model-dir", default="/tmp/synthclone-bench/resnet8-fmnist")
     args = p.parse_args(argv)
     if args.quick:
@@ -111,12 +112,12 @@ def main(argv=None) -> int:
     y = test.labels[: args.n].long()
     with torch.no_grad():
         clean = float((model(x).argmax(1) == y).float().mean()) * 100
-    rows: List[Dict[str, object]] = [compare(model, x, y, float(e) / 255.0, args.steps, repeats=args.repeats)
+    rows: List[Dict[str, object]] = [compare(model, x, y, float(e) / 255.0, args.steps, batch=args.batch, repeats=args.repeats)
                                      for e in args.eps.split(",")]
     print(f"## Attacks: synthclone PGD vs torchattacks {torchattacks.__version__} PGD\n")
     print(f"machine: {machine_line()}\n")
     print(f"model: ResNet-8 trained on real Fashion-MNIST ({args.model_dir}); clean accuracy {clean:.1f}% on "
-          f"{args.n} test images; L-inf PGD, step 2.5*eps/steps, no random start, batch 250, "
+          f"{args.n} test images; L-inf PGD, step 2.5*eps/steps, no random start, batch {args.batch}, "
           f"best of {args.repeats} alternating runs\n")
     print(markdown_table(rows))
     ok_acc = all(r["abs diff (points)"] <= 0.5 for r in rows)

@@ -133,6 +133,19 @@ def test_pgd_stays_in_the_ball_and_beats_fgsm(fmnist, trained):
     assert acc_pgd <= acc_fgsm < acc_clean
 
 
+def test_pgd_result_does_not_depend_on_chunking(fmnist, trained):
+    test = fmnist[2]
+    x = test.float()[:40]
+    y = test.labels[:40]
+    for norm, eps, restarts in (("linf", 4 / 255, 1), ("l2", 0.5, 2)):
+        whole = pgd(trained, x, y, eps, norm, steps=3, restarts=restarts, generator=torch.Generator().manual_seed(1),
+                    chunk=len(x))
+        pieces = pgd(trained, x, y, eps, norm, steps=3, restarts=restarts, generator=torch.Generator().manual_seed(1),
+                     chunk=7)
+        assert torch.allclose(whole, pieces, atol=1e-6)
+        assert float((whole - x).abs().max()) > 0
+
+
 def test_calibration_temperature_fitted_on_val_and_plots(all_rows, tmp_path):
     from synthclone.robustness.calibration import plot_reliability, reliability
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..errors import MissingExtraError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, predict, rows_from_logits, take
+from .core import BenchSettings, cpu_chunk, predict, rows_from_logits, take
 
 
 def _grad(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,39 +50,61 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
 
 def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """One signed-gradient step of size ``eps`` (Goodfellow et al. 2015). x float (N, C, H, W) in [0, 1]."""
-    return (x + eps * _grad(model, x, y).sign()).clamp(0.0, 1.0).detach()
+    chunk = cpu_chunk(x, device=str(x.device))
+    out = [(x[i:i + chunk] + eps * _grad(model, x[i:i + chunk], y[i:i + chunk]).sign()).clamp(0.0, 1.0).detach()
+           for i in range(0, len(x), chunk)]
+    return torch.cat(out) if out else x.clone()
 
 
 def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf", steps: int = 10,
         step_size: Optional[float] = None, random_start: bool = True, restarts: int = 1,
-        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        generator: Optional[torch.Generator] = None, chunk: Optional[int] = None) -> torch.Tensor:
     """Projected gradient descent; returns adversarial images within the ball and [0, 1].
 
     Args:
         x: float (N, C, H, W) in [0, 1]; y: (N,) labels.
         eps: radius in pixel units ([0, 1] scale); norm: ``"linf"`` or ``"l2"``.
         step_size: default ``2.5 * eps / steps``.
+        generator: the random starts' source; they are drawn for the whole batch up front, so the
+            result does not depend on how the batch is split into chunks.
+        chunk: images per forward/backward pass (default :func:`~synthclone.robustness.core.cpu_chunk`).
     """
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be linf or l2, got {norm!r}")
     step = 2.5 * eps / steps if step_size is None else step_size
-    best = x.clone()
-    fooled = torch.zeros(len(x), dtype=torch.bool)
-    for r in range(max(1, restarts)):
-        if random_start:
+    restarts = max(1, restarts)
+    starts = []
+    if random_start:
+        for _ in range(restarts):
             if norm == "linf":
                 noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
             else:
                 direction = _l2_normalize(torch.randn(x.shape, generator=generator))
                 radius = torch.rand(len(x), generator=generator).view(-1, *([1] * (x.ndim - 1))) * eps
                 noise = direction * radius
-            x_adv = project(x + noise.to(x.device), x, eps, norm)
-        else:
-            x_adv = x.clone()
+            starts.append(noise.to(x.device))
+    chunk = chunk or cpu_chunk(x, device=str(x.device))
+    out = []
+    for i in range(0, len(x), chunk):
+        sl = slice(i, i + chunk)
+        out.append(_pgd(model, x[sl], y[sl], eps, norm, steps, step, [s[sl] for s in starts] or [None] * restarts))
+    return torch.cat(out) if out else x.clone()
+
+
+def _pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, steps: int, step: float,
+         starts: list) -> torch.Tensor:
+    """PGD on one chunk; ``starts`` holds one random start (or None) per restart."""
+    best = x.clone()
+    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for r, noise in enumerate(starts):
+        x_adv = x.clone() if noise is None else project(x + noise, x, eps, norm)
         for _ in range(steps):
             g = _grad(model, x_adv, y)
             x_adv = x_adv + step * (g.sign() if norm == "linf" else _l2_normalize(g))
             x_adv = project(x_adv, x, eps, norm).detach()
+        if len(starts) == 1:
+            # one run: nothing to choose between, so skip the "who is fooled" forward pass
+            return x_adv
         with torch.no_grad():
             wrong = model(x_adv).argmax(1) != y
         take_new = wrong & ~fooled

@@ -186,14 +186,30 @@ def _norm(name: str) -> str:
     return str(name).strip().lower().replace("_", " ")
 
 
+def cpu_chunk(images: torch.Tensor, batch_size: Optional[int] = None, device: str = "cpu") -> int:
+    """Images per forward pass over ``images`` (N, C, H, W): at most ``batch_size``, and on a CPU at most
+    about 2^16 input values (64-83 images at 28 px, 8 at 224 px).
+
+    On a CPU a batch whose activations overflow the caches is slower per image than several small
+    ones: a ResNet-8 at 28 px predicted 1.45x faster in chunks of 64 than of 256, and PGD ran 1.26x
+    faster in chunks of 64 than in one batch of 250 (benchmarks/RESULTS.md, section 2). GPUs want
+    the whole batch.
+    """
+    limit = batch_size or max(1, len(images))
+    if torch.device(device).type != "cpu" or len(images) == 0:
+        return limit
+    return min(limit, max(8, 2 ** 16 // max(1, images[0].numel())))
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, device: str = "cpu",
             features: bool = False):
     """Logits (N, K) of ``images`` (uint8 (N, C, H, W) or float in [0, 1]); with ``features``, also (N, D)."""
     model.eval()
     outs, feats = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
+    step = cpu_chunk(images, batch_size, device)
+    for i in range(0, len(images), step):
+        x = images[i:i + step]
         x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
         x = x.to(device)
         outs.append(model(x).float().cpu())
