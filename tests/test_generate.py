@@ -134,3 +134,21 @@ def test_yaml_config_then_flags(tmp_path, run_cli):
     bad.write_text("generate:\n  per_clas: 3\n")
     code, _, err = run_cli("generate", "--config", bad, "--out", tmp_path / "x")
     assert code == 2 and "unknown config key 'generate.per_clas'" in err
+
+
+def test_generator_options_reach_the_generator(tmp_path, run_cli):
+    """``generate.generator_options`` are passed to the generator: a speed option gives the same
+    bytes as the default; an option the generator does not have is a one-line error, exit 2."""
+    args = ["generate", "--classes", "Coat,Bag", "--per-class", "2", "--filter", "none", *TINY]
+    assert run_cli(*args, "--out", tmp_path / "plain")[0] == 0
+    opts = tmp_path / "opts.yaml"
+    opts.write_text("generate:\n  generator_options: {micro_batch: 1, cfg: separate}\n")
+    code, _, err = run_cli(*args, "--config", opts, "--out", tmp_path / "opts")
+    assert code == 0, err
+    plain = pd.read_parquet(tmp_path / "plain" / "manifest.parquet")["sha256"].tolist()
+    assert pd.read_parquet(tmp_path / "opts" / "manifest.parquet")["sha256"].tolist() == plain
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generate:\n  generator_options: {turbo: true}\n")
+    code, _, err = run_cli(*args, "--config", bad, "--out", tmp_path / "bad")
+    assert code == 2 and "no option(s) ['turbo']" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()

@@ -116,3 +116,29 @@ def test_pretrain_generator_resumes_exactly(run_cli, tmp_path):
     assert (tmp_path / "resumed" / "latest").read_text().strip() == "ckpt-0000004"
     gen = create_generator("embedded", weights=str(tmp_path / "resumed"))
     assert gen(["a Bag"], seeds=[0], steps=2).images.shape == (1, 1, 28, 28)
+
+
+def _tiny_with(**options):
+    torch.manual_seed(0)  # create_embedded(tiny=True) seeds itself; keep the global state tidy anyway
+    return create_generator("embedded", weights=None, tiny=True, precision="fp32", **options)
+
+
+def test_speed_options_do_not_change_images(tiny_fp32):
+    prompts = ["a Sandal", "a Dress", "a Shirt", "a Bag", "a Coat"]
+    seeds = [3, 4, 5, 6, 7]
+    ref = tiny_fp32(prompts, seeds, steps=3).images
+    for options in ({"cfg": "separate"}, {"micro_batch": 2}, {"channels_last": True}):
+        other = _tiny_with(**options)(prompts, seeds, steps=3).images
+        assert (other.int() - ref.int()).abs().max() <= 1, options
+    with pytest.raises(UserError, match="no option"):
+        create_generator("embedded", weights=None, tiny=True, compiled=True)
+    with pytest.raises(UserError, match="cfg"):
+        create_generator("embedded", weights=None, tiny=True, cfg="both")
+
+
+@pytest.mark.slow
+def test_compiled_generator_matches_eager(tiny_fp32):
+    prompts = ["a Sandal", "a Bag"]
+    ref = tiny_fp32(prompts, [1, 2], steps=2).images
+    compiled = _tiny_with(compile=True)(prompts, [1, 2], steps=2).images
+    assert (compiled.int() - ref.int()).abs().max() <= 1

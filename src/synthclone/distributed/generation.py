@@ -108,6 +108,8 @@ def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Op
     except TypeError as exc:  # an option the strategy does not take
         raise UserError(f"prompt strategy {strategy!r} does not take those options ({cfg.prompt_options}): {exc}") from None
     gen_spec = {"name": cfg.generator, "weights": cfg.model}
+    if cfg.generator_options:
+        gen_spec["options"] = dict(cfg.generator_options)
     generator = build_generator(gen_spec)
     filter_specs = []
     for name in filter_names:

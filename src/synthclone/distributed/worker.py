@@ -21,21 +21,22 @@ def build_generator(spec: Dict[str, Any]):
 
     ``weights``: None = the shipped weights, ``"tiny"`` = a tiny random-weight model (tests, smoke
     runs; seeded so every process builds the same one), else a path or, for ``diffusers``, a hub id.
+    ``options``: further keyword arguments of the generator (``generate.generator_options``).
     """
     from ..generators import create_generator
 
     key = "gen:" + _key(spec)
     with _LOCK:
         if key not in _CACHE:
-            name, weights = spec["name"], spec.get("weights")
+            name, weights, options = spec["name"], spec.get("weights"), dict(spec.get("options") or {})
             if weights == "tiny":
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(0)
-                    gen = create_generator(name, weights=None, tiny=True)
+                    gen = create_generator(name, weights=None, tiny=True, **options)
             elif weights is None:
-                gen = create_generator(name)
+                gen = create_generator(name, **options)
             else:
-                gen = create_generator(name, **({"model": weights} if name == "diffusers" else {"weights": weights}))
+                gen = create_generator(name, **({"model": weights} if name == "diffusers" else {"weights": weights}), **options)
             _CACHE[key] = gen
         return _CACHE[key]
 

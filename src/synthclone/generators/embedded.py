@@ -28,6 +28,9 @@ from .base import GeneratorOutput, check_request
 from .schedulers import NoiseSchedule, make_scheduler
 from .unet import UNet
 
+# prompts denoised together on a CPU (2x that many rows with guidance): set by the sweep in
+# benchmarks/bench_generator_speedups.py (benchmarks/RESULTS.md section 4)
+MICRO_BATCH = 64
 TINY_UNET = {"in_channels": 1, "channels": [4, 8, 8], "blocks": 1, "text_dim": 384, "emb_dim": 16, "attention": False}
 
 
@@ -90,15 +93,35 @@ class EmbeddedGenerator:
         precision: ``"bf16"`` (autocast, fast on CPUs with bf16 units) or ``"fp32"``.
         device: torch device of the network.
         text_encoder: name for :func:`synthclone.text.load_text_encoder` (default the offline MiniLM).
+        micro_batch: prompts denoised together (at most ``batch_size``; CPU only). Small batches keep
+            the activations in the caches: see benchmarks/RESULTS.md section 4 for the sweep that
+            set the default.
+        cfg: ``"batched"`` runs the conditional and unconditional branches of classifier-free guidance
+            as one batch of 2N, ``"separate"`` as two passes of N (slower; kept for the benchmark).
+        channels_last: run the network in channels-last memory format (slower here; benchmark only).
+        compile: ``torch.compile`` the network on first use (about 45 s of compilation on this 2-core CPU,
+            then about 1.3x faster sampling: worth it for many thousands of images).
     """
 
     name = "embedded"
 
     def __init__(self, unet: UNet, schedule: NoiseSchedule, meta: Optional[dict] = None, precision: str = "bf16",
-                 device: str = "cpu", text_encoder: Optional[str] = None, source: str = ""):
+                 device: str = "cpu", text_encoder: Optional[str] = None, source: str = "", micro_batch: int = MICRO_BATCH,
+                 cfg: str = "batched", channels_last: bool = False, compile: bool = False):
         if precision not in ("bf16", "fp32"):
             raise UserError(f"precision must be bf16 or fp32 (got {precision!r})")
+        if cfg not in ("batched", "separate"):
+            raise UserError(f"cfg must be 'batched' or 'separate' (got {cfg!r})")
+        if int(micro_batch) < 1:
+            raise UserError(f"micro_batch must be >= 1 (got {micro_batch})")
         self.unet = unet.to(device).eval()
+        if channels_last:
+            self.unet = self.unet.to(memory_format=torch.channels_last)
+        self.micro_batch = int(micro_batch)
+        self.cfg = cfg
+        self.channels_last = bool(channels_last)
+        self.compile = bool(compile)
+        self._net = None
         self.schedule = schedule
         self.meta = dict(meta or {})
         self.precision = precision
@@ -117,6 +140,13 @@ class EmbeddedGenerator:
 
             self._encoder = load_text_encoder(self.text_encoder_name)
         return self._encoder
+
+    @property
+    def net(self):
+        """The network that samples: the UNet, compiled on first use when ``compile``."""
+        if self._net is None:
+            self._net = torch.compile(self.unet) if self.compile else self.unet
+        return self._net
 
     def _autocast(self):
         if self.precision == "bf16":
@@ -141,11 +171,17 @@ class EmbeddedGenerator:
             cond = null
         else:
             cond = torch.cat([text, null])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for t in timesteps:
             tt = torch.full((cond.shape[0],), float(t), device=x.device)
-            inp = x if cond.shape[0] == n else torch.cat([x, x])
             with self._autocast():
-                out = self.unet(inp, tt, cond).float()
+                if cond.shape[0] == n:
+                    out = self.net(x, tt, cond).float()
+                elif self.cfg == "separate":
+                    out = torch.cat([self.net(x, tt[:n], cond[:n]), self.net(x, tt[n:], cond[n:])]).float()
+                else:
+                    out = self.net(torch.cat([x, x]), tt, cond).float()
             if cond.shape[0] != n:
                 c_out, u_out = out.chunk(2)
                 out = u_out + guidance * (c_out - u_out)
@@ -164,8 +200,9 @@ class EmbeddedGenerator:
         # 2. embed prompts (the encoder caches repeated captions)
         text = self.encoder.encode(prompts).to(self.device)
         out = torch.empty((len(prompts), *self.image_shape), dtype=torch.uint8)
-        for start in range(0, len(prompts), batch_size):
-            sl = slice(start, start + batch_size)
+        step = min(batch_size, self.micro_batch) if self.device.type == "cpu" else batch_size
+        for start in range(0, len(prompts), step):
+            sl = slice(start, start + step)
             # 3. per-sample noise: image i depends only on its own seed
             noise = torch.stack([torch.randn(self.image_shape, generator=torch.Generator().manual_seed(s)) for s in seeds[sl]])
             noise = noise.to(self.device)
@@ -194,10 +231,15 @@ class EmbeddedGenerator:
 
 def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: bool = False, precision: str = "bf16",
                     device: str = "cpu", text_encoder: Optional[str] = None, seed: int = 0, model: Optional[str] = None,
-                    **_: object) -> EmbeddedGenerator:
+                    micro_batch: int = MICRO_BATCH, cfg: str = "batched", channels_last: bool = False,
+                    compile: bool = False, **unknown: object) -> EmbeddedGenerator:
     """The embedded generator: shipped weights by default, ``weights=PATH`` for others, ``weights=None, tiny=True``
     for a tiny random-weight network (tests). ``model=PATH`` (the config's ``generate.model``) is an alias of
-    ``weights=PATH``."""
+    ``weights=PATH``. ``micro_batch``, ``cfg``, ``channels_last`` and ``compile``: see :class:`EmbeddedGenerator`."""
+    if unknown:
+        raise UserError(f"the embedded generator has no option(s) {sorted(unknown)}; valid: weights, precision, device, "
+                        "text_encoder, micro_batch, cfg, channels_last, compile")
+    speed = {"micro_batch": micro_batch, "cfg": cfg, "channels_last": channels_last, "compile": compile}
     if model:
         weights = model
     if weights is None:
@@ -213,11 +255,12 @@ def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: b
             for block in unet.modules():
                 if isinstance(block, torch.nn.Conv2d) and block.weight.abs().sum() == 0:
                     torch.nn.init.normal_(block.weight, std=0.1)
-        return EmbeddedGenerator(unet, NoiseSchedule(), {"tiny": True}, precision, device, text_encoder, source="tiny-random")
+        return EmbeddedGenerator(unet, NoiseSchedule(), {"tiny": True}, precision, device, text_encoder, source="tiny-random",
+                                 **speed)
     if weights == "shipped":
         weights = WEIGHTS_DIR / "generator.safetensors"
         if not Path(weights).is_file():
             raise UserError(f"the shipped generator weights {weights} are missing; reinstall synthclone or train them with "
                             "'synthclone pretrain generator' and pass weights=PATH")
     unet, schedule, meta = load_unet(weights)
-    return EmbeddedGenerator(unet, schedule, meta, precision, device, text_encoder, source=str(weights))
+    return EmbeddedGenerator(unet, schedule, meta, precision, device, text_encoder, source=str(weights), **speed)

@@ -103,7 +103,8 @@ def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int =
 
     if cfg.generate.generator != "embedded" or cfg.data.dataset != "fashion-mnist":
         return []
-    gen = build_generator({"name": cfg.generate.generator, "weights": cfg.generate.model})
+    gen = build_generator({"name": cfg.generate.generator, "weights": cfg.generate.model,
+                           "options": dict(cfg.generate.generator_options)})
     prompts = [f"a photo of a {c}" for c in CLASSES for _ in range(per_class)]
     seeds = list(range(len(prompts)))
     tiles = []

@@ -41,8 +41,11 @@ Deviations from the reference implementations (documented because results differ
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
-from typing import Callable, Dict, List, Sequence
+import sys
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,11 +85,11 @@ def _scale(x: torch.Tensor) -> float:
 
 
 def _uniform(shape, g, lo=0.0, hi=1.0):
-    return torch.rand(shape, generator=g) * (hi - lo) + lo
+    return torch.rand(shape, generator=g).mul_(hi - lo).add_(lo)
 
 
 def _normal(shape, g, mean=0.0, std=1.0):
-    return torch.randn(shape, generator=g) * std + mean
+    return torch.randn(shape, generator=g).mul_(std).add_(mean)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +106,16 @@ def _color(x: torch.Tensor, rgb: Sequence[float]) -> torch.Tensor:
     return c if x.shape[1] == 3 else _gray(c)
 
 
+def _add_tinted(out: torch.Tensor, layer: torch.Tensor, rgb: Sequence[float]) -> torch.Tensor:
+    """out += layer * colour, in place: out (N, C, H, W), layer (N, 1, H, W), colour as in :func:`_color`.
+
+    One contiguous add per channel (a broadcast (N, 1) x (1, C) multiply was 3-4x slower)."""
+    for ch, v in enumerate(_color(out, rgb).flatten().tolist()):
+        out[:, ch].add_(layer[:, 0], alpha=v)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
 def _gauss1d(sigma: float, truncate: float = 4.0, max_radius: int = 10_000) -> torch.Tensor:
     radius = max(1, min(int(math.ceil(truncate * sigma)), max_radius))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -114,66 +127,188 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with reflect padding; ``sigma`` in pixels."""
     if sigma <= 0:
         return x
-    c = x.shape[1]
-    k = _gauss1d(sigma, max_radius=min(x.shape[-2], x.shape[-1]) - 1).to(x.dtype)
-    r = k.numel() // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    h, w = x.shape[-2:]
+    max_radius = min(h, w) - 1
+    k = _gauss1d(sigma, max_radius=max_radius).to(x.dtype)
+    if k.numel() >= _MATMUL_MIN_TAPS and h * w > _SMALL_PIXELS:
+        # Long kernels on large images: the reflect-padded 1-D convolution is a fixed (h, h) matrix
+        # (the kernel's band, with the taps that fall outside folded back in), so the filter is
+        # M_h @ x @ M_w^T — two matrix products, 3-4x faster than 2k shifted copies or an FFT here.
+        mh = _reflect_band(sigma, max_radius, h).to(x.dtype)
+        mw = mh if w == h else _reflect_band(sigma, max_radius, w).to(x.dtype)
+        return torch.matmul(mh, torch.matmul(x, mw.T))
+    # Two passes of k shifted, weighted copies. F.conv2d's depthwise path was measured 2-7x slower
+    # for these 1-D kernels; the sums are the same. Blocks of whole images of about 2^17 values keep
+    # the padded copy and the accumulator in the CPU cache.
+    n = x.shape[0]
+    step = max(1, (1 << 17) // max(1, x[0].numel()))
+    if n <= step:
+        return _sep_filter(x, k.tolist())
+    return torch.cat([_sep_filter(x[i:i + step], k.tolist()) for i in range(0, n, step)])
+
+
+@functools.lru_cache(maxsize=64)
+def _reflect_band(sigma: float, max_radius: int, n: int) -> torch.Tensor:
+    """(n, n) matrix of the 1-D Gaussian correlation with reflect padding (numpy/torch 'reflect')."""
+    k = _gauss1d(sigma, max_radius=max_radius).tolist()
+    r = len(k) // 2
+    rows, cols, vals = [], [], []
+    for i in range(n):
+        for t, v in enumerate(k):
+            j = abs(i + t - r)  # r <= n - 1, so one reflection at either edge suffices
+            if j >= n:
+                j = 2 * (n - 1) - j
+            rows.append(i)
+            cols.append(j)
+            vals.append(v)
+    m = torch.zeros(n, n)
+    m.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(vals), accumulate=True)
+    return m
+
+
+def _sep_filter(x: torch.Tensor, k: List[float]) -> torch.Tensor:
+    """Correlate rows, then columns, with the odd 1-D kernel ``k`` (reflect padding), 'same' output."""
+    r = len(k) // 2
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (r, r, 0, 0), mode="reflect")
+    y = torch.mul(xp[..., :, 0:w], k[0])
+    for t in range(1, len(k)):
+        y.add_(xp[..., :, t:t + w], alpha=k[t])
+    yp = F.pad(y, (0, 0, r, r), mode="reflect")
+    out = torch.mul(yp[..., 0:h, :], k[0])
+    for t in range(1, len(k)):
+        out.add_(yp[..., t:t + h, :], alpha=k[t])
+    return out
+
+
+# Images of at most this many pixels (64 x 64, the CIFAR-10-C side of the tables) keep the direct
+# (dense-kernel) convolutions: there the batch is large and the kernels small, and they are fastest.
+_SMALL_PIXELS = 64 * 64
+# Kernels of at least this many taps go through the FFT on larger images (OpenCV's filter2D switches
+# to a DFT from 11 x 11 too); measured faster at 224 px for both.
+_FFT_MIN_TAPS_2D = 11 * 11
+# 1-D Gaussians of at least this many taps go through two matrix products on larger images
+_MATMUL_MIN_TAPS = 33
+
+
+def _fft_len(n: int) -> int:
+    """Smallest 2^a or 3 * 2^a >= n (sizes pocketfft transforms fastest)."""
+    p = 1 << max(0, (n - 1).bit_length())
+    return min(p, 3 * p // 4) if 3 * p // 4 >= n else p
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_spectrum(key: bytes, kh: int, kw: int, fh: int, fw: int) -> torch.Tensor:
+    kernel = torch.frombuffer(bytearray(key), dtype=torch.float32).view(kh, kw)
+    # F.conv2d correlates; the FFT convolves, so the kernel is flipped
+    return torch.fft.rfft2(torch.flip(kernel, dims=(0, 1)), s=(fh, fw))
+
+
+def _conv_same_fft(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
+    """:func:`_conv_same` through the FFT: pad as it does, then a circular convolution long enough
+    that no output pixel wraps around (so the result is the same up to float rounding)."""
+    kh, kw = kernel.shape
+    ph, pw = kh // 2, kw // 2
+    h, w = x.shape[-2:]
+    if mode == "reflect" and (ph >= h or pw >= w):
+        mode = "replicate"
+    xp = F.pad(x, (pw, pw, ph, ph), mode=mode)
+    fh, fw = _fft_len(xp.shape[-2]), _fft_len(xp.shape[-1])
+    spec = _kernel_spectrum(kernel.detach().float().contiguous().numpy().tobytes(), kh, kw, fh, fw)
+    y = torch.fft.irfft2(torch.fft.rfft2(xp, s=(fh, fw)).mul_(spec), s=(fh, fw))
+    return y[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w].to(x.dtype)
 
 
 def _conv_same(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
     """Convolve every channel with one 2-D kernel (kh, kw), odd sizes, 'same' output."""
     c = x.shape[1]
     kh, kw = kernel.shape
+    if kh * kw >= _FFT_MIN_TAPS_2D and x.shape[-2] * x.shape[-1] > _SMALL_PIXELS:
+        return _conv_same_fft(x, kernel, mode)
     ph, pw = kh // 2, kw // 2
     if mode == "reflect" and (ph >= x.shape[-2] or pw >= x.shape[-1]):
         mode = "replicate"
     xp = F.pad(x, (pw, pw, ph, ph), mode=mode)
-    return F.conv2d(xp, kernel.to(x.dtype).view(1, 1, kh, kw).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(xp, kernel.to(x.dtype).view(1, 1, kh, kw).expand(c, 1, kh, kw), groups=c)
+
+
+@functools.lru_cache(maxsize=128)
+def _zoom_grid(z: float, h: int, w: int) -> torch.Tensor:
+    theta = torch.tensor([[[1.0 / z, 0.0, 0.0], [0.0, 1.0 / z, 0.0]]])
+    return F.affine_grid(theta, [1, 1, h, w], align_corners=False)
 
 
 def _zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     """Centre zoom by factor ``z`` >= 1 (crop the centre 1/z and resize back), bilinear."""
-    n = x.shape[0]
-    theta = torch.zeros(n, 2, 3, dtype=x.dtype)
-    theta[:, 0, 0] = 1.0 / z
-    theta[:, 1, 1] = 1.0 / z
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    n, c, h, w = x.shape
+    # every image and channel samples the same grid: one (1, n*c, h, w) call, no per-image grid
+    grid = _zoom_grid(float(z), h, w).to(x.dtype)
+    out = F.grid_sample(x.reshape(1, n * c, h, w), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(n, c, h, w)
 
 
 def _fractal(n: int, size: int, decay: float, g: torch.Generator) -> torch.Tensor:
     """Octave noise (n, 1, size, size) in [0, 1]: amplitude falls by ``decay`` per octave."""
-    out = torch.zeros(n, 1, size, size)
     levels = max(1, int(math.ceil(math.log2(size))))
     amp = 1.0
+    acc = None
     for k in range(levels + 1):
         cells = 2 ** k + 1
-        noise = _uniform((n, 1, cells, cells), g, -1.0, 1.0) * amp
-        out += F.interpolate(noise, size=(size, size), mode="bilinear", align_corners=True)
+        noise = _uniform((n, 1, cells, cells), g, -1.0, 1.0).mul_(amp)
+        # The sum of every octave bilinearly upsampled to `size` equals the coarser octaves upsampled
+        # to this octave's grid (a dyadic refinement: every coarse node is a fine node, and bilinear
+        # interpolation reproduces a bilinear patch exactly), plus this octave, upsampled once at the
+        # end — same field, a fraction of the work.
+        acc = noise if acc is None else F.interpolate(acc, size=(cells, cells), mode="bilinear",
+                                                      align_corners=True).add_(noise)
         amp /= decay
+    out = F.interpolate(acc, size=(size, size), mode="bilinear", align_corners=True)
     lo = out.amin(dim=(2, 3), keepdim=True)
     hi = out.amax(dim=(2, 3), keepdim=True)
-    return (out - lo) / (hi - lo + 1e-8)
+    return out.sub_(lo).div_(hi - lo + 1e-8)
+
+
+def _motion_taps(radius: float, sigma: float, angles: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The line kernel's taps: weights (width,) and per-image offsets dy, dx (N, width), in pixels."""
+    width = max(2, min(int(round(2 * radius + 1)), int(math.ceil(3 * sigma)) + 2))
+    w = torch.exp(-0.5 * (torch.arange(width, dtype=torch.float32) / max(sigma, 1e-6)) ** 2)
+    w = w / w.sum()
+    rad = angles.view(-1, 1) * math.pi / 180.0
+    i = torch.arange(width, dtype=angles.dtype).view(1, -1)
+    return w, torch.round(i * torch.sin(rad)).long(), torch.round(i * torch.cos(rad)).long()
 
 
 def _motion_kernels(radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
     """One-sided Gaussian line kernels (N, k, k) along ``angles`` (degrees), ImageMagick-style."""
-    width = max(2, min(int(round(2 * radius + 1)), int(math.ceil(3 * sigma)) + 2))
-    w = torch.exp(-0.5 * (torch.arange(width, dtype=torch.float32) / max(sigma, 1e-6)) ** 2)
-    w = w / w.sum()
+    w, dy, dx = _motion_taps(radius, sigma, angles)
+    width = len(w)
     k = 2 * width + 1
     kernels = torch.zeros(len(angles), k, k)
-    rad = angles * math.pi / 180.0
     for i in range(width):
-        dy = torch.round(i * torch.sin(rad)).long()
-        dx = torch.round(i * torch.cos(rad)).long()
-        kernels[torch.arange(len(angles)), width - dy, width - dx] += w[i]
+        kernels[torch.arange(len(angles)), width - dy[:, i], width - dx[:, i]] += w[i]
     return kernels
 
 
 def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
     n, c, h, wd = x.shape
+    if h * wd > _SMALL_PIXELS:
+        # The line kernel has `width` non-zero taps in a (2 width + 1)^2 square: on large images a
+        # weighted sum of `width` shifted copies (replicate padding, as the dense kernel's) does the
+        # same arithmetic with width instead of (2 width + 1)^2 multiply-adds per value.
+        w, dy, dx = _motion_taps(radius, sigma, angles)
+        p = len(w)
+        xp = F.pad(x, (p, p, p, p), mode="replicate")
+        out = torch.empty_like(x)
+        weights = w.tolist()
+        for j, (dys, dxs) in enumerate(zip(dy.tolist(), dx.tolist())):
+            o = out[j]
+            for i, (wi, a, b) in enumerate(zip(weights, dys, dxs)):
+                src = xp[j, :, p - a:p - a + h, p - b:p - b + wd]
+                if i == 0:
+                    torch.mul(src, wi, out=o)
+                else:
+                    o.add_(src, alpha=wi)
+        return out
     kernels = _motion_kernels(radius, sigma, angles).to(x.dtype)
     k = kernels.shape[-1]
     p = k // 2
@@ -183,6 +318,85 @@ def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Ten
     return F.conv2d(xp, weight, groups=n * c).reshape(n, c, h, wd)
 
 
+def _bernoulli_positions(total: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """Sorted indices in [0, total), each present independently with probability ``p``.
+
+    Draws the geometric gaps between successive hits (inversion: floor(log U / log(1 - p))) in
+    float64 instead of one uniform per index: the same distribution from about ``p * total`` draws.
+    """
+    if p <= 0 or total == 0:
+        return torch.zeros(0, dtype=torch.long)
+    if p >= 1:
+        return torch.arange(total)
+    log_q = math.log1p(-p)
+    parts, start = [], 0
+    while start < total:
+        mean = (total - start) * p
+        m = int(mean + 6 * math.sqrt(mean) + 16)  # enough gaps to pass `total` nearly always
+        u = torch.rand(m, generator=g, dtype=torch.float64)
+        gaps = torch.log1p(u.neg_()).div_(log_q).floor_().long()  # failures before each hit; 1 - u in (0, 1]
+        pos = gaps.add_(1).cumsum_(0).add_(start - 1)
+        keep = pos[pos < total]
+        parts.append(keep)
+        if len(keep) < m:
+            break
+        start = int(pos[-1]) + 1
+    return torch.cat(parts)
+
+
+_POISSON_CELLS = 1024  # guide-table cells per rate
+
+
+@functools.lru_cache(maxsize=32)
+def _poisson_table(c: float) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """Inverse-CDF guide tables of Poisson(l * c / 255) for the 256 levels l.
+
+    Returns (table, cdf, K): ``table`` (256 * G,) int16 holds, for level l and cell j, the sample
+    value shared by every u in [j / G, (j + 1) / G) — or -1 when a CDF step falls inside the cell;
+    ``cdf`` (256 * K,) float64 is each level's CDF plus l (so one flat, sorted array serves every
+    level); K is the support size (the mass beyond it is below 1e-16).
+    """
+    K = int(c + 12 * math.sqrt(c) + 30)
+    G = _POISSON_CELLS
+    ks = torch.arange(K, dtype=torch.float64)
+    lam = torch.arange(256, dtype=torch.float64).view(-1, 1) * c / 255.0
+    logp = ks * torch.log(lam.clamp(min=1e-300)) - lam - torch.lgamma(ks + 1)
+    pmf = torch.where(lam > 0, logp.exp(), (ks == 0).to(torch.float64).expand(256, K))
+    cdf = (pmf / pmf.sum(1, keepdim=True)).cumsum(1)
+    cdf[:, -1] = 1.0
+    edges = torch.arange(G + 1, dtype=torch.float64) / G
+    # the sample for u is min{k : cdf[k] > u}; a cell is decided when its two ends agree
+    first = torch.searchsorted(cdf, edges[:-1].expand(256, G).contiguous(), right=True)
+    last = torch.searchsorted(cdf, edges[1:].expand(256, G).contiguous(), right=False)
+    table = torch.where(first == last, first, torch.full_like(first, -1)).to(torch.int16).flatten()
+    return table, (cdf + torch.arange(256, dtype=torch.float64).view(-1, 1)).flatten(), K
+
+
+def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
+    """Poisson(level * c / 255) samples (float) for integer-valued float ``level`` in 0..255.
+
+    Inversion u -> min{k : CDF(k) > u}, exact in distribution: a float32 uniform picks one of G
+    equally likely cells of [0, 1) (its top 10 bits, exactly uniform); most cells lie inside one CDF
+    step and give their value by table look-up. The few that straddle a step (about K / G of them)
+    draw a fresh float64 position inside the cell and search the CDF. Several times faster than
+    ``torch.poisson``, whose per-value rejection loops dominate shot_noise.
+    """
+    table, cdf, K = _poisson_table(c)
+    G = _POISSON_CELLS
+    # level * G + floor(u * G) is exact in float32 (below 2^24)
+    cell = torch.rand(level.shape, generator=g).mul_(G).floor_().add_(level * G).long()
+    out = table.take(cell).to(torch.float32)
+    flat = out.view(-1)
+    straddle = torch.nonzero(flat < 0).squeeze(1)
+    if straddle.numel():
+        cells = cell.view(-1)[straddle]
+        lvl = torch.div(cells, G, rounding_mode="floor")
+        u = torch.rand(straddle.numel(), generator=g, dtype=torch.float64).add_(cells - lvl * G).div_(G)
+        k = torch.searchsorted(cdf, u.add_(lvl), right=True) - lvl * K
+        flat[straddle] = k.clamp_(0, K - 1).to(torch.float32)
+    return out
+
+
 # ----------------------------------------------------------------------------------- noise
 
 
@@ -190,13 +404,19 @@ def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Ten
 def gaussian_noise(x, severity, g):
     """Additive Gaussian noise of standard deviation c."""
     c = _pick(x, severity, [0.04, 0.06, 0.08, 0.09, 0.10], [0.08, 0.12, 0.18, 0.26, 0.38])
-    return (x + _normal(x.shape, g, 0.0, c)).clamp(0, 1)
+    noise = torch.randn(x.shape, generator=g)
+    return torch.add(x, noise, alpha=c, out=noise).clamp_(0, 1)
 
 
 @_corruption
 def shot_noise(x, severity, g):
     """Poisson (photon) noise with c photons at full intensity."""
     c = _pick(x, severity, [500, 250, 100, 75, 50], [60, 25, 12, 5, 3])
+    level = x.mul(255.0).round_()
+    if torch.equal(level / 255.0, x):
+        # Images from uint8 (corrupt_set, the benchmarks) have at most 256 distinct rates x * c: sample
+        # them by inversion from per-rate tables (exact), several times faster than torch.poisson
+        return _poisson_on_grid(level, float(c), g).div_(c).clamp_(0, 1)
     return (torch.poisson(x * c, generator=g) / c).clamp(0, 1)
 
 
@@ -204,10 +424,12 @@ def shot_noise(x, severity, g):
 def impulse_noise(x, severity, g):
     """Salt-and-pepper noise replacing a fraction c of the values."""
     c = _pick(x, severity, [0.01, 0.02, 0.03, 0.05, 0.07], [0.03, 0.06, 0.09, 0.17, 0.27])
-    u = _uniform(x.shape, g)
+    # Every value independently becomes 0 (probability c/2) or 1 (c/2). Only the hit values need
+    # random numbers: the gaps between hits are geometric (same distribution, a fraction c of the draws)
     out = x.clone()
-    out[u < c / 2] = 0.0
-    out[(u >= c / 2) & (u < c)] = 1.0
+    flat = out.view(-1)
+    hits = _bernoulli_positions(flat.numel(), c, g)
+    flat[hits] = (torch.rand(hits.numel(), generator=g) < 0.5).to(x.dtype)
     return out
 
 
@@ -215,7 +437,8 @@ def impulse_noise(x, severity, g):
 def speckle_noise(x, severity, g):
     """Multiplicative Gaussian noise: x + x * N(0, c)."""
     c = _pick(x, severity, [0.06, 0.10, 0.12, 0.16, 0.20], [0.15, 0.20, 0.35, 0.45, 0.60])
-    return (x + x * _normal(x.shape, g, 0.0, c)).clamp(0, 1)
+    noise = torch.randn(x.shape, generator=g)
+    return torch.addcmul(x, x, noise, value=c, out=noise).clamp_(0, 1)
 
 
 # ------------------------------------------------------------------------------------ blur
@@ -234,7 +457,12 @@ def defocus_blur(x, severity, g):
     r, alias = _pick(x, severity, [(0.3, 0.4), (0.5, 0.5), (0.8, 0.5), (1.1, 0.5), (1.5, 0.5)],
                      [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)])
     s = _scale(x)
-    r, alias = r * s, alias * s
+    return _conv_same(x, _disk_kernel(r * s, alias * s)).clamp_(0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_kernel(r: float, alias: float) -> torch.Tensor:
+    """defocus_blur's kernel: an anti-aliased disk of radius r smoothed by a Gaussian, sums to 1."""
     half = int(math.ceil(r + 3 * alias)) + 1
     # anti-aliased disk: the share of each pixel (8x8 sub-samples) inside radius r
     sub = (torch.arange(8, dtype=torch.float32) + 0.5) / 8 - 0.5
@@ -247,7 +475,7 @@ def defocus_blur(x, severity, g):
     disk = disk / disk.sum()
     k1 = _gauss1d(alias, truncate=3.0, max_radius=half)
     kernel = _conv_same(_conv_same(disk.view(1, 1, *disk.shape), k1.view(1, -1), "constant"), k1.view(-1, 1), "constant")[0, 0]
-    return _conv_same(x, kernel / kernel.sum()).clamp(0, 1)
+    return kernel / kernel.sum()
 
 
 @_corruption
@@ -289,7 +517,7 @@ def zoom_blur(x, severity, g):
     out = x.clone()
     for z in zooms:
         out += _zoom(x, z)
-    return (out / (len(zooms) + 1)).clamp(0, 1)
+    return out.div_(len(zooms) + 1).clamp_(0, 1)
 
 
 # --------------------------------------------------------------------------------- weather
@@ -308,25 +536,30 @@ def snow(x, severity, g):
     s = _scale(x)
     layer = _normal((n, 1, h, w), g, loc, scale)
     layer = _zoom(layer, zoom)
-    layer = torch.where(layer < thr, torch.zeros_like(layer), layer)
+    layer = F.threshold(layer, thr, 0.0).clamp_(0, 1)  # values below thr -> 0 (torch.where is slow on random masks)
     angles = _uniform((n,), g, -135.0, -45.0)
-    layer = _motion_blur(layer.clamp(0, 1), radius * s, sigma * s, angles)
-    base = blend * x + (1 - blend) * torch.maximum(x, _gray(x) * 1.5 + 0.5)
-    return (base + layer + torch.flip(layer, dims=(-2, -1))).clamp(0, 1)
+    layer = _motion_blur(layer, radius * s, sigma * s, angles)
+    layer += torch.flip(layer, dims=(-2, -1))
+    base = torch.maximum(x, (_gray(x) * 1.5).add_(0.5)).mul_(1 - blend)
+    return base.add_(x, alpha=blend).add_(layer).clamp_(0, 1)
 
 
 def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
     """Procedural frost layer (n, 1, h, w) in [0, 1]: branching ice veins over a faint haze."""
     size = max(h, w)
-    veins = 1.0 - (2.0 * _fractal(n, size, 1.5, g) - 1.0).abs()  # ridges along the noise's mid-level set
-    veins = veins ** 6
-    fine = 1.0 - (2.0 * _fractal(n, size, 1.2, g) - 1.0).abs()
+    def ridges(f):  # 1 - |2f - 1|: ridges along the noise's mid-level set
+        return f.mul_(2.0).sub_(1.0).abs_().neg_().add_(1.0)
+
+    # integer powers by squaring (pow_ with an integer exponent was 3x slower): v^6 = (v^2)^2 * v^2
+    sq = ridges(_fractal(n, size, 1.5, g)).square_()
+    veins = sq.square().mul_(sq)
+    fine = ridges(_fractal(n, size, 1.2, g)).square_().square_().square_()  # ^8
     haze = _fractal(n, size, 2.5, g)
-    tex = 0.55 * veins + 0.25 * fine ** 8 + 0.35 * haze
+    tex = veins.mul_(0.55).add_(fine, alpha=0.25).add_(haze, alpha=0.35)
     tex = tex[..., :h, :w]
     lo = tex.amin(dim=(2, 3), keepdim=True)
     hi = tex.amax(dim=(2, 3), keepdim=True)
-    return (tex - lo) / (hi - lo + 1e-8)
+    return (tex - lo).div_(hi - lo + 1e-8)
 
 
 @_corruption
@@ -335,8 +568,8 @@ def frost(x, severity, g):
     a, b = _pick(x, severity, [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.45), (0.8, 0.55)],
                  [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)])
     n, c, h, w = x.shape
-    tex = frost_texture(n, h, w, g) * _color(x, (0.85, 0.93, 1.0))
-    return (a * x + b * tex).clamp(0, 1)
+    tex = frost_texture(n, h, w, g).mul_(b)
+    return _add_tinted(x * a, tex, (0.85, 0.93, 1.0)).clamp_(0, 1)
 
 
 @_corruption
@@ -347,7 +580,7 @@ def fog(x, severity, g):
     n, c, h, w = x.shape
     top = x.amax(dim=(1, 2, 3), keepdim=True)
     layer = _fractal(n, max(h, w), decay, g)[..., :h, :w]
-    return ((x + amount * layer) * top / (top + amount)).clamp(0, 1)
+    return torch.add(x, layer, alpha=amount).mul_(top / (top + amount)).clamp_(0, 1)
 
 
 @_corruption
@@ -355,11 +588,14 @@ def brightness(x, severity, g):
     """Raise HSV value by c (RGB: hue and saturation kept; grayscale: x + c)."""
     c = _pick(x, severity, [0.05, 0.1, 0.15, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5])
     if x.shape[1] == 1:
-        return (x + c).clamp(0, 1)
+        return (x + c).clamp_(0, 1)
     v = x.amax(dim=1, keepdim=True)
-    new_v = (v + c).clamp(max=1.0)
-    # with hue and saturation fixed every channel is proportional to V
-    return torch.where(v > 0, x * new_v / v.clamp(min=1e-8), new_v.expand_as(x)).clamp(0, 1)
+    new_v = (v + c).clamp_(max=1.0)
+    # with hue and saturation fixed every channel is proportional to V; a black pixel (V = 0) has no
+    # hue and becomes gray new_v. One full-size pass: x * ratio + (new_v where V = 0, else 0).
+    ratio = new_v / v.clamp(min=1e-8)
+    black = (v <= 0).to(x.dtype).mul_(new_v)
+    return torch.addcmul(black, x, ratio).clamp_(0, 1)
 
 
 @_corruption
@@ -370,11 +606,12 @@ def saturate(x, severity, g):
     if x.shape[1] == 1:
         return (0.5 + (x - 0.5) * (1 + abs(a - 1) + b)).clamp(0, 1)
     v = x.amax(dim=1, keepdim=True)
-    mn = x.amin(dim=1, keepdim=True)
+    mn = x.amin(dim=1, keepdim=True)  # (torch.aminmax was measured slower than the two)
     sat = (v - mn) / v.clamp(min=1e-8)
-    new_sat = (sat * a + b).clamp(0, 1)
+    new_sat = (sat * a + b).clamp_(0, 1)
     ratio = torch.where(sat > 0, new_sat / sat.clamp(min=1e-8), torch.ones_like(sat))
-    return (v - (v - x) * ratio).clamp(0, 1)
+    # v - (v - x) * ratio, bit for bit, with one allocation: (x - v) * ratio + v
+    return (x - v).mul_(ratio).add_(v).clamp_(0, 1)
 
 
 # ---------------------------------------------------------------------------------- digital
@@ -385,7 +622,8 @@ def contrast(x, severity, g):
     """Shrink every channel towards its mean by factor c."""
     c = _pick(x, severity, [0.75, 0.5, 0.4, 0.3, 0.15], [0.4, 0.3, 0.2, 0.1, 0.05])
     m = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - m) * c + m).clamp(0, 1)
+    # (x - m) * c + m as one pass: c * x + (1 - c) * m
+    return torch.add(m * (1 - c), x, alpha=c).clamp_(0, 1)
 
 
 @_corruption
@@ -400,9 +638,12 @@ def elastic_transform(x, severity, g):
     grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
     field = _uniform((n, 2, h, w), g, -1.0, 1.0)
     field = gaussian_filter(field, smooth * h)
-    field = field / (field.flatten(1).std(dim=1).view(n, 1, 1, 1) + 1e-8)
-    grid = grid + (field * 2 * disp).permute(0, 2, 3, 1)  # disp is a fraction of the size; grid spans 2
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp(0, 1)
+    flat = field.reshape(n, -1)
+    # the sample standard deviation per image (torch.std is several times slower than this norm)
+    std = torch.linalg.vector_norm(flat - flat.mean(1, keepdim=True), dim=1) / math.sqrt(max(1, flat.shape[1] - 1))
+    field = field.mul_((2 * disp) / (std.view(n, 1, 1, 1) + 1e-8))
+    grid = grid.add_(field.permute(0, 2, 3, 1))  # disp is a fraction of the size; grid spans 2
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp_(0, 1)
 
 
 @_corruption
@@ -410,8 +651,27 @@ def pixelate(x, severity, g):
     """Downsample by factor c (area) and upsample back (nearest)."""
     c = _pick(x, severity, [0.9, 0.8, 0.7, 0.6, 0.45], [0.6, 0.5, 0.4, 0.3, 0.25])
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
-    return F.interpolate(small, size=(h, w), mode="nearest-exact").clamp(0, 1)
+    sh, sw = max(1, int(h * c)), max(1, int(w * c))
+    if _small(x):
+        small = F.interpolate(x, size=(sh, sw), mode="area")
+    else:
+        # area downsampling (adaptive average pooling) is separable: A_h @ x @ A_w^T with averaging
+        # matrices, measured ~20% faster than F.interpolate(mode="area") at 224 px; same averages
+        ah = _area_matrix(h, sh).to(x.dtype)
+        aw = ah if (w, sw) == (h, sh) else _area_matrix(w, sw).to(x.dtype)
+        small = torch.matmul(ah, torch.matmul(x, aw.T))
+    return F.interpolate(small, size=(h, w), mode="nearest-exact").clamp_(0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _area_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in): row i averages inputs floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1,
+    the windows of adaptive average pooling."""
+    m = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
 
 
 @_corruption
@@ -420,9 +680,14 @@ def jpeg_compression(x, severity, g):
     from torchvision.io import decode_jpeg, encode_jpeg
 
     q = _pick(x, severity, [80, 65, 58, 50, 40], [25, 18, 15, 10, 7])
-    u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
+    u8 = (x * 255).round_().clamp_(0, 255).to(torch.uint8)
     decoded = decode_jpeg(encode_jpeg(list(u8), quality=int(q)))
-    return torch.stack(decoded).float().div(255.0).view_as(x)
+    if _small(x):
+        return torch.stack(decoded).float().div_(255.0).view_as(x)
+    out = torch.empty_like(x)
+    for o, d in zip(out, decoded):
+        o.copy_(d.view_as(o))  # uint8 -> float in the copy, no stacked uint8 intermediate
+    return out.div_(255.0)
 
 
 @_corruption
@@ -438,12 +703,17 @@ def spatter(x, severity, g):
     s = _scale(x)
     layer = gaussian_filter(_normal((n, 1, h, w), g, loc, scale), sigma * s)
     if not mud:
-        layer = torch.where(layer < thr, torch.zeros_like(layer), layer)
-        m = layer / (layer.amax(dim=(2, 3), keepdim=True) + 1e-8) * intensity
-        return (x + m * _color(x, (238 / 255, 238 / 255, 175 / 255))).clamp(0, 1)
+        layer = F.threshold(layer, thr, 0.0)  # values below thr -> 0 (torch.where is slow on random masks)
+        m = layer.mul_(intensity / (layer.amax(dim=(2, 3), keepdim=True) + 1e-8))
+        return _add_tinted(x.clone(), m, (238 / 255, 238 / 255, 175 / 255)).clamp_(0, 1)
     m = gaussian_filter((layer > thr).float(), intensity * s)
-    m = torch.where(m < 0.8 * m.amax(dim=(2, 3), keepdim=True).clamp(max=1.0), torch.zeros_like(m), m)
-    return (x * (1 - m) + m * _color(x, (63 / 255, 42 / 255, 20 / 255))).clamp(0, 1)
+    m = m * (m >= 0.8 * m.amax(dim=(2, 3), keepdim=True).clamp(max=1.0))
+    # x * (1 - m) + m * mud = x + m * (mud - x)
+    return torch.addcmul(x, m, _color(x, (63 / 255, 42 / 255, 20 / 255)) - x).clamp_(0, 1)
+
+
+# values per chunk in corrupt(); measured best on a 2-core Xeon (benchmarks/RESULTS.md, section 1)
+CHUNK_VALUES = 2 ** 19
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> torch.Tensor:
@@ -454,7 +724,52 @@ def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> to
         raise UserError(f"unknown corruption {name!r}; valid: {', '.join(ALL)}")
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"corruptions take (N, 1|3, H, W) images, got {tuple(x.shape)}")
-    return CORRUPTIONS[name](x.float(), int(severity), g)
+    fn, severity, x = CORRUPTIONS[name], int(severity), x.float()
+    step = max(1, CHUNK_VALUES // max(1, x[0].numel()))
+    if len(x) <= step:
+        return fn(x, severity, g)
+    # Large batches go through in chunks of about CHUNK_VALUES values: every intermediate then stays
+    # in the CPU caches instead of being a fresh multi-megabyte allocation (page faults, zeroing,
+    # DRAM traffic) — 1.7-2.7x faster for the element-wise corruptions at 224 px. The chunk size is a
+    # constant, so the output stays a deterministic function of (x, generator state).
+    out = empty_output(x.shape, x.dtype)
+    for i in range(0, len(x), step):
+        out[i:i + step] = fn(x[i:i + step], severity, g)
+    return out
+
+
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14  # Linux
+
+
+@functools.lru_cache(maxsize=1)
+def _madvise():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def empty_output(shape, dtype=torch.float32) -> torch.Tensor:
+    """An uninitialised CPU tensor for a large result, backed by transparent huge pages where Linux
+    allows them on request (``madvise``; the common THP mode): writing a fresh 38.5 MB batch of 64
+    224-px images was measured at 183 us per image in 4 KB page faults alone, 2.5x the cost of the copy
+    itself. Only this buffer is affected, and the advice is only a hint (ignored where unsupported)."""
+    out = torch.empty(shape, dtype=dtype)
+    nbytes = out.numel() * out.element_size()
+    madvise = _madvise() if nbytes >= 4 * _HUGE_PAGE else None
+    if madvise is not None:
+        start = out.data_ptr()
+        lo = -(-start // _HUGE_PAGE) * _HUGE_PAGE  # the 2 MB-aligned interior of the buffer
+        hi = (start + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        if hi > lo:
+            madvise(lo, hi - lo, _MADV_HUGEPAGE)
+    return out
 
 
 def corruption_names(which: str | Sequence[str] = "all") -> List[str]:

@@ -23,13 +23,18 @@ from ..errors import UserError
 from ..progress import progress
 from . import PROBES
 from .core import BenchSettings, ModelAdapter, predict, rows_from_logits, take
-from .corruption_ops import corrupt, corruption_names
+from .corruption_ops import corrupt, corruption_names, empty_output
 
 
 def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generator, batch_size: int = 512) -> torch.Tensor:
-    """Corrupt uint8 (N, C, H, W) images batch by batch; float (N, C, H, W) in [0, 1]."""
-    out = [corrupt(images[i:i + batch_size].float().div(255.0), name, severity, g) for i in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, *images.shape[1:])
+    """Corrupt uint8 (N, C, H, W) images batch by batch; float (N, C, H, W) in [0, 1].
+
+    ``corrupt`` itself works through each batch in cache-sized chunks; the batches only bound the
+    float copy of the input held at once. Results go straight into one preallocated tensor."""
+    out = empty_output(images.shape, torch.float32)
+    for i in range(0, len(images), batch_size):
+        out[i:i + batch_size] = corrupt(images[i:i + batch_size].float().div(255.0), name, severity, g)
+    return out
 
 
 # Corrupted images depend on the images, the corruption, the severity and the seed — not on the

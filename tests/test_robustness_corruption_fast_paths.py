@@ -1,0 +1,162 @@
+"""The fast paths of the corruptions compute what the plain definitions compute.
+
+Each fast path (chunked batches, FFT / matrix / shifted-sum convolutions, the dyadic fractal, the
+table Poisson sampler, geometric-gap impulse positions) is checked against a direct implementation
+written here, or against the exact distribution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import synthclone.robustness.corruption_ops as C
+
+
+def _direct_conv(x, kernel, mode="reflect"):
+    """Depthwise 'same' correlation with F.conv2d, the definition the fast paths must match."""
+    c = x.shape[1]
+    kh, kw = kernel.shape
+    xp = F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode=mode)
+    return F.conv2d(xp, kernel.view(1, 1, kh, kw).repeat(c, 1, 1, 1), groups=c)
+
+
+def test_fft_convolution_equals_the_direct_one():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 90, 77, generator=g)
+    kernel = torch.rand(13, 11, generator=g)  # asymmetric: catches a missing flip
+    assert torch.allclose(C._conv_same_fft(x, kernel), _direct_conv(x, kernel), atol=2e-5)
+    assert torch.allclose(C._conv_same_fft(x, kernel, "replicate"), _direct_conv(x, kernel, "replicate"), atol=2e-5)
+
+
+@pytest.mark.parametrize("sigma", [0.7, 3.0, 9.0])  # shifted sums, shifted sums, matrix products
+def test_gaussian_filter_equals_the_direct_separable_convolution(sigma):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 2, 96, 80, generator=g)
+    k = C._gauss1d(sigma, max_radius=79)
+    assert torch.allclose(C.gaussian_filter(x, sigma), _direct_conv(x, torch.outer(k, k)), atol=2e-5)
+
+
+def test_motion_blur_shifted_sums_equal_the_dense_line_kernels():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 3, 80, 72, generator=g)  # above 64 x 64: the shifted-sum path
+    angles = torch.tensor([-45.0, 7.3, 38.0])
+    fast = C._motion_blur(x, 9.0, 4.0, angles)
+    kernels = C._motion_kernels(9.0, 4.0, angles)
+    for i in range(3):
+        dense = _direct_conv(x[i:i + 1], kernels[i], mode="replicate")
+        assert torch.allclose(fast[i:i + 1], dense, atol=2e-6)
+
+
+def test_dyadic_fractal_equals_the_sum_of_upsampled_octaves():
+    size, decay = 40, 1.7
+    fast = C._fractal(2, size, decay, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    out = torch.zeros(2, 1, size, size)
+    amp = 1.0
+    for k in range(int(math.ceil(math.log2(size))) + 1):
+        noise = (torch.rand((2, 1, 2 ** k + 1, 2 ** k + 1), generator=g) * 2 - 1) * amp
+        out += F.interpolate(noise, size=(size, size), mode="bilinear", align_corners=True)
+        amp /= decay
+    lo, hi = out.amin(dim=(2, 3), keepdim=True), out.amax(dim=(2, 3), keepdim=True)
+    assert torch.allclose(fast, (out - lo) / (hi - lo + 1e-8), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["defocus_blur", "zoom_blur", "contrast", "saturate", "pixelate"])
+def test_chunking_leaves_deterministic_corruptions_unchanged(monkeypatch, name):
+    x = torch.rand(5, 3, 72, 72, generator=torch.Generator().manual_seed(4))
+    whole = C.corrupt(x, name, 3, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(C, "CHUNK_VALUES", 2 * x[0].numel())  # chunks of 2, 2, 1 images
+    chunked = C.corrupt(x, name, 3, torch.Generator().manual_seed(0))
+    assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+def test_chunked_random_corruptions_are_deterministic_and_differ_per_image(monkeypatch):
+    monkeypatch.setattr(C, "CHUNK_VALUES", 1)  # one image per chunk
+    x = torch.full((4, 1, 72, 72), 0.5)
+    a = C.corrupt(x, "gaussian_noise", 3, torch.Generator().manual_seed(5))
+    b = C.corrupt(x, "gaussian_noise", 3, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])  # each chunk draws its own noise
+
+
+@pytest.mark.parametrize("c", [3.0, 12.0, 60.0, 500.0])
+def test_table_poisson_sampler_is_poisson(c):
+    g = torch.Generator().manual_seed(6)
+    for lvl in [1, 77, 255]:
+        lam = lvl * c / 255
+        s = C._poisson_on_grid(torch.full((200_000,), float(lvl)), c, g)
+        assert s.mean().item() == pytest.approx(lam, abs=5 * math.sqrt(lam / 200_000))
+        # the sample variance's relative standard error is about sqrt((2 + 1 / lam) / n)
+        assert s.var().item() == pytest.approx(lam, rel=5 * math.sqrt((2 + 1 / lam) / len(s)))
+        # chi-square against the exact pmf over the well-populated values
+        ks = torch.arange(int(lam + 12 * math.sqrt(lam) + 30), dtype=torch.float64)
+        pmf = torch.exp(ks * math.log(lam) - lam - torch.lgamma(ks + 1))
+        counts = torch.bincount(s.long(), minlength=len(ks))[:len(ks)].double()
+        expected = pmf * len(s)
+        m = expected >= 20
+        chi2 = float(((counts[m] - expected[m]) ** 2 / expected[m]).sum())
+        dof = int(m.sum()) - 1
+        assert chi2 < dof + 6 * math.sqrt(2 * dof) + 10, (c, lvl, chi2, dof)
+
+
+def test_shot_noise_uses_the_table_on_the_uint8_grid_and_poisson_off_it():
+    on = torch.full((1, 1, 100, 100), 128 / 255)
+    off = torch.full((1, 1, 100, 100), 0.5 + 1e-4)
+    for x in (on, off):
+        y = C.corrupt(x, "shot_noise", 1, torch.Generator().manual_seed(7))  # 100 px: c = 60, no clipping to speak of
+        counts = y * 60
+        assert torch.allclose(counts, counts.round(), atol=1e-4)  # integer photon counts
+        assert counts.mean().item() == pytest.approx(60 * float(x[0, 0, 0, 0]), rel=0.01)
+        assert counts.var().item() == pytest.approx(60 * float(x[0, 0, 0, 0]), rel=0.06)
+
+
+def test_bernoulli_positions():
+    g = torch.Generator().manual_seed(8)
+    n, p = 300_000, 0.09
+    pos = C._bernoulli_positions(n, p, g)
+    assert torch.all(pos[1:] > pos[:-1]) and int(pos[0]) >= 0 and int(pos[-1]) < n
+    assert abs(len(pos) - n * p) < 5 * math.sqrt(n * p * (1 - p))
+    # hits are independent: the gaps are geometric with mean 1/p
+    gaps = (pos[1:] - pos[:-1]).double()
+    assert gaps.mean().item() == pytest.approx(1 / p, rel=0.02)
+    assert gaps.var().item() == pytest.approx((1 - p) / p ** 2, rel=0.05)
+    assert len(C._bernoulli_positions(1000, 0.0, g)) == 0
+    assert len(C._bernoulli_positions(1000, 1.0, g)) == 1000
+
+
+def test_impulse_noise_fractions():
+    x = torch.full((1, 3, 200, 200), 0.5)
+    y = C.corrupt(x, "impulse_noise", 5, torch.Generator().manual_seed(9))  # c = 0.27 at > 64 px
+    zeros, ones = float((y == 0).float().mean()), float((y == 1).float().mean())
+    assert zeros == pytest.approx(0.135, abs=0.006) and ones == pytest.approx(0.135, abs=0.006)
+
+
+@pytest.mark.parametrize("size", [28, 72])
+def test_no_corruption_writes_into_its_input(size):
+    # the fast paths work in place on their own buffers; corrupt() hands float32 input through as is
+    for channels in (1, 3):
+        x = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(10))
+        before = x.clone()
+        for name in C.ALL:
+            C.corrupt(x, name, 4, torch.Generator().manual_seed(0))
+            assert torch.equal(x, before), name
+
+
+def test_pixelate_area_matrices_equal_adaptive_average_pooling():
+    x = torch.rand(2, 3, 90, 70, generator=torch.Generator().manual_seed(11))
+    for sh, sw in [(36, 28), (54, 42), (67, 31)]:
+        fast = torch.matmul(C._area_matrix(90, sh), torch.matmul(x, C._area_matrix(70, sw).T))
+        assert torch.allclose(fast, F.interpolate(x, size=(sh, sw), mode="area"), atol=1e-6)
+
+
+def test_empty_output_is_a_plain_writable_tensor():
+    small = C.empty_output((2, 3, 8, 8))
+    big = C.empty_output((40, 3, 224, 224))  # 24 MB: takes the huge-page advice path on Linux
+    for t in (small, big):
+        assert t.dtype == torch.float32 and t.is_contiguous()
+        t.fill_(0.25)
+        assert float(t.sum()) == pytest.approx(0.25 * t.numel())
