@@ -8,6 +8,7 @@ In one process, with the same torch threads:
    ``torch.utils.flop_counter.FlopCounterMode`` over a 1-step call (prompt embeddings cached first);
 3. images/s of the shipped generator at ``--steps`` (bf16 autocast, batched CFG, the generator's defaults).
 Achieved GFLOP/s = FLOPs per image x images/s; the table gives it as a share of the bf16 matmul peak.
+4. (``--profile N``, default 12) the ops with the most self CPU time in one sampling call: what limits it.
 Complements GEN's ``bench_generator.py`` (images/s at 10/25/50 steps), which does not count FLOPs.
 """
 
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--scheduler", default="dpm")
+    p.add_argument("--profile", type=int, default=12, metavar="N",
+                   help="also profile one sampling call and list the N ops with most self CPU time (0: skip)")
     args = p.parse_args(argv)
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -74,7 +77,23 @@ def main(argv=None) -> int:
              "matmul bf16 GFLOP/s (before/after)": f"{peak['bf16']:.1f}/{peak2['bf16']:.1f}",
              "share of bf16 matmul peak %": 100 * achieved / max(peak["bf16"], peak2["bf16"])}]
     print(markdown_table(rows))
+    if args.profile:
+        print(f"\n### Where one sampling call's time goes (torch.profiler, self CPU time, top {args.profile} ops)\n")
+        print(markdown_table(profile_ops(gen, prompts, seeds, args)))
     return 0
+
+
+def profile_ops(gen, prompts, seeds, args):
+    """Self CPU time per op over one sampling call, largest first, as shares of the call."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        gen(prompts, seeds, guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, batch_size=args.batch)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [{"op": e.key, "calls": e.count, "self CPU ms": e.self_cpu_time_total / 1e3,
+             "share %": 100 * e.self_cpu_time_total / total} for e in events[: args.profile]]
 
 
 if __name__ == "__main__":

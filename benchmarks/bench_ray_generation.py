@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +51,7 @@ def run_mode(args, workers: int, root: Path) -> dict:
             import ray
 
             ray.shutdown()
-    return {"mode": f"ray x{workers}" if workers else "in-process", "images": summary.made,
+    return {"mode": _label(workers), "images": summary.made,
             "seconds": round(summary.seconds, 2), "images_per_s": round(summary.images_per_second, 2),
             "ray_start_s": round(ray_start, 2), "warmup_s": round(warm, 2), "weights": args.weights or "shipped",
             "steps": args.steps, "shard_size": args.shard_size}
@@ -67,20 +68,36 @@ def main() -> None:
     parser.add_argument("--prompts", default="template")
     parser.add_argument("--modes", default="0,1,2", help="comma list: 0 = in-process, N = Ray with N workers")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the in-process run (default torch's)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds over all modes (interleaved); the table gives the median and range per mode")
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    modes = [int(m) for m in args.modes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in [int(m) for m in args.modes.split(",")]:
-            rows.append(run_mode(args, workers, Path(tmp)))
-            print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{'mode':<12} {'images':>7} {'seconds':>8} {'images/s':>9} {'ray start s':>12}")
-    for r in rows:
-        print(f"{r['mode']:<12} {r['images']:>7} {r['seconds']:>8} {r['images_per_s']:>9} {r['ray_start_s']:>12}")
+        for round_ in range(args.repeats):
+            for workers in modes:
+                rows.append(run_mode(args, workers, Path(tmp) / f"round-{round_}"))
+                rows[-1]["round"] = round_
+                print(json.dumps(rows[-1]), flush=True)
+    base = modes[0]
+    print(f"\n{'mode':<12} {'images':>7} {'images/s median':>16} {'range':>15} {'vs ' + _label(base) + ' (per round)':>34} {'ray start s':>12}")
+    for workers in modes:
+        mine = [r for r in rows if r["mode"] == _label(workers)]
+        ips = sorted(r["images_per_s"] for r in mine)
+        ratios = sorted(r["images_per_s"] / b["images_per_s"] for r, b in
+                        zip(mine, [r for r in rows if r["mode"] == _label(base)]))
+        print(f"{_label(workers):<12} {mine[0]['images']:>7} {statistics.median(ips):>16.1f} "
+              f"{f'{ips[0]:.1f}-{ips[-1]:.1f}':>15} "
+              f"{f'{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})':>34} "
+              f"{statistics.median(r['ray_start_s'] for r in mine):>12.2f}")
 
+
+def _label(workers: int) -> str:
+    return f"ray x{workers}" if workers else "in-process"
 
 if __name__ == "__main__":
     main()

@@ -29,10 +29,12 @@ BENCHMARKS = {
     "corruptions": ("bench_corruptions.py", [], ["--quick"]),
     "attacks": ("bench_attacks.py", ["--n", "500"], ["--quick"]),
     "generator-roofline": ("bench_generator_roofline.py", [], ["--batch", "16", "--steps", "5"]),
+    "generator-speedups": ("bench_generator_speedups.py", [], ["--quick"]),
     "quickstart": ("bench_quickstart.py", [], ["--quick", "--out", "/tmp/synthclone-bench/quickstart-quick"]),
     # owned by the generator / distributed authors; run as they ship them
     "generator": ("bench_generator.py", [], ["--steps", "10", "--repeats", "1"]),
-    "ray": ("bench_ray_generation.py", [], ["--per-class", "4", "--modes", "1,2"]),
+    "ray": ("bench_ray_generation.py", ["--per-class", "60", "--shard-size", "100", "--threads", "1", "--repeats", "3"],
+            ["--per-class", "4", "--modes", "1,2"]),
 }
 
 
