@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, markdown_table  # noqa: E402
 
@@ -60,7 +58,7 @@ def ladder(args) -> List[Dict[str, object]]:
                  (f"fp32, batched, micro-batches of {m0}", dict(precision="fp32", cfg="batched", micro_batch=m0)),
                  (f"the default now: bf16, batched, micro-batches of {m0}", dict())]
     if not args.no_compile:
-        variants.append((f"+ torch.compile (generator_options: {{compile: true}})", dict(compile=True)))
+        variants.append(("+ torch.compile (generator_options: {{compile: true}})", dict(compile=True)))
     rows, ref, base = [], None, None
     for label, options in variants:
         gen = create_generator("embedded", **options)

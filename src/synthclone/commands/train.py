@@ -113,7 +113,6 @@ def run(args) -> int:
               f"(epoch {info.get('best_epoch')}) -> {args.out}")
         return _finish(args, dataset)
 
-    from ..data import load_dataset
     from ..training import train_model
     from ..training.launch import init_from_env, shutdown
     from ..training.engine import world

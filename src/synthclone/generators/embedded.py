@@ -15,10 +15,9 @@ and unconditional halves in ONE forward pass, (6) convert to uint8.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 

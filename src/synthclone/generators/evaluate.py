@@ -17,7 +17,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -276,7 +276,7 @@ def generator_card(metrics: dict, train_meta: dict, command: str, evaluate_comma
         f"- Command: `{command}`",
         f"- Data: `{t.get('data')}` only (30,000 images of the fixed Fashion-MNIST generator split; never `train`, `val` or `test`),",
         "  random horizontal flips.",
-        f"- Captions: several phrasings per class from the class name, its '/'-alternatives, WordNet synonyms, definition",
+        "- Captions: several phrasings per class from the class name, its '/'-alternatives, WordNet synonyms, definition",
         f"  and hypernym, and photo templates (`synthclone/generators/captions.py`); captions per class: {t.get('captions_per_class')}.",
         f"- Steps: {t.get('steps')} of batch {cfg.get('batch_size')}; AdamW lr {cfg.get('lr')} (warm-up {cfg.get('warmup')} steps, cosine to "
         f"{cfg.get('min_lr_ratio')}x), weight decay {cfg.get('weight_decay')}, EMA decay {cfg.get('ema_decay')}, caption dropout "

@@ -100,7 +100,6 @@ def classwise_ece(probs, labels, n_bins: int = 15) -> float:
         pc = p[:, c]
         hit = (y == c).astype(np.float64)
         idx = _bin_index(pc, n_bins)
-        count = np.bincount(idx, minlength=n_bins).astype(np.float64)
         gap = np.abs(np.bincount(idx, weights=hit, minlength=n_bins) - np.bincount(idx, weights=pc, minlength=n_bins))
         out.append(gap.sum() / max(len(pc), 1))
     return float(np.mean(out))

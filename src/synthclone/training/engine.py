@@ -36,7 +36,7 @@ from torch import nn
 from ..data.images import ImageSet
 from ..data.mixing import ShardedBatchSampler, TrainData, stable_seed
 from ..errors import UserError
-from ..models.checkpoint import load_state, save_checkpoint
+from ..models.checkpoint import save_checkpoint
 from ..progress import progress, say
 
 STATE_DIR = "train_state"
