@@ -1,6 +1,7 @@
 """The findings logic on hand-built per-sample rows whose answers are known."""
 
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,9 @@ N = 400
 
 
 def _rows(model, clean_p, corr_p=None, pgd_p=None, shape_p=None, seed=0):
-    """Rows of one model: each sample correct with probability ``p`` (fixed rng per model)."""
-    rng = np.random.default_rng(abs(hash((model, seed))) % 2**32)
+    """Rows of one model: each sample correct with probability ``p`` (fixed rng per model; not ``hash()``,
+    which Python salts per process, so the rows and the verdicts would change from run to run)."""
+    rng = np.random.default_rng(zlib.crc32(f"{model}|{seed}".encode()))
     out = []
 
     def add(probe, condition, correct, severity=0, extra="{}", conf=None, pred=None):
