@@ -98,8 +98,8 @@ class EmbeddedGenerator:
         cfg: ``"batched"`` runs the conditional and unconditional branches of classifier-free guidance
             as one batch of 2N, ``"separate"`` as two passes of N (slower; kept for the benchmark).
         channels_last: run the network in channels-last memory format (slower here; benchmark only).
-        compile: ``torch.compile`` the network on first use (about 45 s of compilation on this 2-core CPU,
-            then about 1.3x faster sampling: worth it for many thousands of images).
+        compile: ``torch.compile`` the network on first use (about 30 s of compilation on this 2-core CPU,
+            then about 1.2x faster sampling: pays off beyond roughly 9,000 images at 10 steps).
     """
 
     name = "embedded"
