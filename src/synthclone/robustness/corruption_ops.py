@@ -130,7 +130,7 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
     h, w = x.shape[-2:]
     max_radius = min(h, w) - 1
     k = _gauss1d(sigma, max_radius=max_radius).to(x.dtype)
-    if k.numel() >= _MATMUL_MIN_TAPS and h * w > _SMALL_PIXELS:
+    if k.numel() >= _MATMUL_MIN_TAPS and not _small(x):
         # Long kernels on large images: the reflect-padded 1-D convolution is a fixed (h, h) matrix
         # (the kernel's band, with the taps that fall outside folded back in), so the filter is
         # M_h @ x @ M_w^T — two matrix products, 3-4x faster than 2k shifted copies or an FFT here.
@@ -181,9 +181,8 @@ def _sep_filter(x: torch.Tensor, k: List[float]) -> torch.Tensor:
     return out
 
 
-# Images of at most this many pixels (64 x 64, the CIFAR-10-C side of the tables) keep the direct
+# Small images (``_small``: at most 64 px high, the CIFAR-10-C side of the tables) keep the direct
 # (dense-kernel) convolutions: there the batch is large and the kernels small, and they are fastest.
-_SMALL_PIXELS = 64 * 64
 # Kernels of at least this many taps go through the FFT on larger images (OpenCV's filter2D switches
 # to a DFT from 11 x 11 too); measured faster at 224 px for both.
 _FFT_MIN_TAPS_2D = 11 * 11
@@ -223,7 +222,7 @@ def _conv_same(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect") -> 
     """Convolve every channel with one 2-D kernel (kh, kw), odd sizes, 'same' output."""
     c = x.shape[1]
     kh, kw = kernel.shape
-    if kh * kw >= _FFT_MIN_TAPS_2D and x.shape[-2] * x.shape[-1] > _SMALL_PIXELS:
+    if kh * kw >= _FFT_MIN_TAPS_2D and not _small(x):
         return _conv_same_fft(x, kernel, mode)
     ph, pw = kh // 2, kw // 2
     if mode == "reflect" and (ph >= x.shape[-2] or pw >= x.shape[-1]):
@@ -291,7 +290,7 @@ def _motion_kernels(radius: float, sigma: float, angles: torch.Tensor) -> torch.
 
 def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
     n, c, h, wd = x.shape
-    if h * wd > _SMALL_PIXELS:
+    if not _small(x):
         # The line kernel has `width` non-zero taps in a (2 width + 1)^2 square: on large images a
         # weighted sum of `width` shifted copies (replicate padding, as the dense kernel's) does the
         # same arithmetic with width instead of (2 width + 1)^2 multiply-adds per value.
