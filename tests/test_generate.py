@@ -152,3 +152,12 @@ def test_generator_options_reach_the_generator(tmp_path, run_cli):
     code, _, err = run_cli(*args, "--config", bad, "--out", tmp_path / "bad")
     assert code == 2 and "no option(s) ['turbo']" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_generator_cache_treats_no_options_as_empty_options():
+    """The generate stages (no options key) and the report (``options: {}``) share one loaded generator."""
+    from synthclone.distributed.worker import build_generator
+
+    spec = {"name": "embedded", "weights": "tiny"}
+    assert build_generator(spec) is build_generator({**spec, "options": {}})
+    assert build_generator(spec) is not build_generator({**spec, "options": {"micro_batch": 1}})

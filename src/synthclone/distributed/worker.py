@@ -25,10 +25,10 @@ def build_generator(spec: Dict[str, Any]):
     """
     from ..generators import create_generator
 
-    key = "gen:" + _key(spec)
+    name, weights, options = spec["name"], spec.get("weights"), dict(spec.get("options") or {})
+    key = "gen:" + _key({"name": name, "weights": weights, "options": options})  # no options == {}
     with _LOCK:
         if key not in _CACHE:
-            name, weights, options = spec["name"], spec.get("weights"), dict(spec.get("options") or {})
             if weights == "tiny":
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(0)
