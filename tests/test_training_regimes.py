@@ -141,7 +141,7 @@ def test_ssl_multipos_and_clip_use_store_prompts(store, val, tmp_path):
     assert meta["training"]["prompts"] == 20  # 10 classes x 2 prompts, each a text target
     assert load_any_model(str(tmp_path / "clip")).scale == pytest.approx(meta["recipe"]["scale"])
     with pytest.raises(Exception, match="needs prompts"):
-        train_model("ssl-multipos", "real:k=2", val, "resnet8", tmp_path / "bad", epochs=1)
+        train_model("ssl-multipos", "real:k=2", val, "resnet8", tmp_path / "bad", epochs=1, dataset="fashion-mnist")
 
 
 def test_multi_positive_loss_is_nt_xent_for_view_pairs():

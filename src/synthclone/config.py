@@ -33,7 +33,13 @@ class DataConfig(Section):
     train_limit: Optional[int] = Field(None, ge=1, description="use at most this many real training images")
     val_limit: Optional[int] = Field(None, ge=1, description="use at most this many validation images")
     test_limit: Optional[int] = Field(None, ge=1, description="evaluate on at most this many test images")
-    ood: List[str] = Field(default_factory=lambda: ["digits"], description="out-of-distribution sets")
+    ood: Optional[List[str]] = Field(None, description="out-of-distribution sets (names or folders); None = the dataset's own (fashion-mnist: digits)")
+    image_size: Optional[int] = Field(None, ge=8, description="images are brought to this size (shorter side, centre crop); None = the dataset's own size (a folder: its first image's shorter side)")
+    workers: Optional[int] = Field(None, ge=0, description="DataLoader workers decoding file-backed images; None = the machine's cores (at most 8), 0 = in the main process")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train/ (or of a flat folder) carved out as validation, by a hash of each file's path")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="share of a flat folder carved out as test, by a hash of each file's path")
+    skip_unreadable: bool = Field(False, description="leave unreadable image files out (counted) instead of stopping with an error")
+    class_names: Optional[str] = Field(None, description="JSON file mapping class folder names to class names")
 
 
 class GenerateConfig(Section):

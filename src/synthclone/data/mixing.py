@@ -2,7 +2,7 @@
 
 Spec grammar (terms joined by ``+``, an optional ``@`` share list at the end)::
 
-    real                      the real training split (Fashion-MNIST ``train``, or --dataset's)
+    real                      the real training split of the configured dataset (``data.dataset``)
     real:k=16                 few-shot: 16 real images per class, chosen with the seed
     runs/x/store              a synthetic store (``synthclone generate``) or any ImageFolder dir
     runs/x/store:n=100        100 images per class of it (seeded), e.g. added to real data
@@ -25,12 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
 from ..errors import UserError
-from .images import ImageSet
+from .images import ConcatPixels, ImageSet, conform
 
 _OPTS = re.compile(r"^(?:[a-z_]+=[0-9.]+)(?:,[a-z_]+=[0-9.]+)*$")
 _VALID_OPTS = {"k", "n", "limit", "seed"}
@@ -86,16 +86,25 @@ class TrainData:
 
 
 def concat(sets: Sequence[ImageSet], name: str = "") -> ImageSet:
-    """Samples of several sets with the same label space, in order."""
+    """Samples of several sets with the same label space, in order, without copying file-backed pixels.
+
+    Parts of another shape are first brought to the first part's shape (:func:`~.images.conform`).
+    """
     classes = sets[0].classes
     for s in sets[1:]:
         if list(s.classes) != list(classes):
             raise UserError(f"label spaces differ: {s.name} has {s.classes[:4]}..., {sets[0].name} has {classes[:4]}...; "
                             "use data with the same classes")
-        if s.shape != sets[0].shape:
-            raise UserError(f"image shapes differ: {s.name} is {s.shape}, {sets[0].name} is {sets[0].shape}")
-    return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]), list(classes),
-                    [i for s in sets for i in s.ids], name=name or "+".join(s.name for s in sets))
+    c, h, w = sets[0].shape
+    sets = [conform(s, c, h) for s in sets]
+    labels = torch.cat([s.labels for s in sets])
+    ids = [i for s in sets for i in s.ids]
+    if all(s.in_memory for s in sets):
+        pixels = torch.cat([s.images for s in sets])
+    else:
+        pixels = ConcatPixels([s.pixels for s in sets])
+    workers = next((s.workers for s in sets if s.workers is not None), None)
+    return ImageSet(pixels, labels, list(classes), ids, name=name or "+".join(s.name for s in sets), workers=workers)
 
 
 def per_class_subset(data: ImageSet, n: int, seed: int) -> ImageSet:
@@ -105,29 +114,29 @@ def per_class_subset(data: ImageSet, n: int, seed: int) -> ImageSet:
     for c in range(data.num_classes):
         members = torch.nonzero(data.labels == c).flatten()
         picks.append(members[torch.randperm(len(members), generator=g)[:n]])
-    out = data.subset(torch.cat(picks), name=f"{data.name}[{n}/class]")
-    if "prompts" in data.meta:
-        prompts = data.meta["prompts"]
-        out.meta = {k: v for k, v in data.meta.items() if k != "manifest"}
-        out.meta["prompts"] = [prompts[i] for i in torch.cat(picks).tolist()]
-    return out
+    return data.subset(torch.cat(picks), name=f"{data.name}[{n}/class]")
 
 
-def _load_term(path: str, dataset: str, real_split: str) -> ImageSet:
+def _load_term(path: str, dataset: str, real_split: str, options: Dict[str, Any]) -> ImageSet:
     if path == "real":
         from . import load_dataset
 
-        return load_dataset(dataset, split=real_split)
+        if not dataset:
+            raise UserError("data spec term 'real' needs a dataset; set data.dataset (or --dataset) to a registered "
+                            "name or an ImageFolder path")
+
+        return load_dataset(dataset, split=real_split, **options)
     p = Path(path)
     if not p.exists():
         raise UserError(f"data spec term {path!r} is neither 'real' nor an existing store/ImageFolder directory")
     if (p / "store.json").is_file():
         from .store import load_store
 
-        return load_store(p)
+        return load_store(p, **{k: v for k, v in options.items() if k in ("size", "channels", "workers", "skip_unreadable")})
     from .folder import load_folder
 
-    return load_folder(p / "images" if (p / "images").is_dir() else p)
+    return load_folder(p / "images" if (p / "images").is_dir() else p,
+                       **{k: v for k, v in options.items() if k in ("size", "channels", "workers", "skip_unreadable")})
 
 
 def parse_spec(spec: str) -> tuple[List[tuple[str, dict]], Optional[List[float]]]:
@@ -164,14 +173,25 @@ def parse_spec(spec: str) -> tuple[List[tuple[str, dict]], Optional[List[float]]
     return terms, shares
 
 
-def load_train_data(spec: str, dataset: str = "fashion-mnist", seed: int = 0, real_split: str = "train") -> TrainData:
-    """Build the training samples a spec string describes (see the module docstring)."""
+def load_train_data(spec: str, dataset: Optional[str], seed: int = 0, real_split: str = "train",
+                    options: Optional[Dict[str, Any]] = None) -> TrainData:
+    """Build the training samples a spec string describes (see the module docstring).
+
+    Args:
+        spec: the data spec (``real``, ``real+STORE@0.5``, ...).
+        dataset: the real dataset behind ``real`` (a registered name or an ImageFolder path).
+        seed: chooses few-shot and per-class subsets.
+        real_split: the split ``real`` means.
+        options: ``load_dataset`` options (``size``, ``channels``, ``workers``, ...); every part is
+            brought to ``size`` (default: the first part's size) before the parts are joined.
+    """
+    options = dict(options or {})
     terms, shares = parse_spec(spec)
     sets, names, prompts = [], [], []
-    cache = {}
+    cache: Dict[str, ImageSet] = {}
     for i, (path, opts) in enumerate(terms):
         if path not in cache:
-            cache[path] = _load_term(path, dataset, real_split)
+            cache[path] = _load_term(path, dataset, real_split, options)
         data = cache[path]
         s = opts.get("seed", seed)
         name = "real" if path == "real" else path
@@ -187,15 +207,14 @@ def load_train_data(spec: str, dataset: str = "fashion-mnist", seed: int = 0, re
         if "limit" in opts:
             g = torch.Generator().manual_seed(s + 2)
             idx = torch.randperm(len(data), generator=g)[: opts["limit"]].sort().values
-            sub = data.subset(idx)
-            if "prompts" in data.meta:
-                sub.meta = {"prompts": [data.meta["prompts"][j] for j in idx.tolist()]}
-            data = sub
+            data = data.subset(idx)
             name += f"[limit={opts['limit']}]"
         sets.append(data)
         names.append(name)
         p = data.meta.get("prompts") if path != "real" else None
         prompts.extend(p if p is not None else [None] * len(data))
+    if options.get("size") or options.get("channels"):
+        sets = [conform(d, options.get("channels"), options.get("size")) for d in sets]
     all_data = concat(sets, name=spec)
     source = torch.cat([torch.full((len(s),), i, dtype=torch.long) for i, s in enumerate(sets)])
     return TrainData(all_data, source, names, shares, prompts, spec)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .images import ImageSet
+from .images import DEFAULT_CACHE_BYTES, FilePixels, ImageSet, nbytes
 
 STORE_VERSION = 1
 STORE_JSON = "store.json"
@@ -413,13 +413,15 @@ def read_store_meta(path: str | Path) -> Dict[str, Any]:
     return json.loads(meta.read_text())
 
 
-def load_store(path: str | Path, kept_only: bool = True) -> ImageSet:
-    """Read a finished store into memory.
+def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = None, channels: Optional[int] = None,
+               workers: Optional[int] = None, skip_unreadable: bool = False,
+               cache_bytes: int = DEFAULT_CACHE_BYTES) -> ImageSet:
+    """A finished store as a file-backed :class:`ImageSet` (decoded into memory when small).
 
-    Returns an :class:`ImageSet` with ``uint8`` images (N, C, H, W), labels = class indices, ids =
-    manifest ids, and ``meta["prompts"]`` (list aligned with samples), ``meta["manifest"]`` (the
-    DataFrame rows of those samples), ``meta["store"]`` (the path). ``kept_only`` drops the images
-    the filters rejected.
+    Labels are class indices, ids manifest ids, ``meta["prompts"]`` the prompts aligned with the
+    samples, ``meta["manifest"]`` the manifest rows of those samples, ``meta["store"]`` the path.
+    ``kept_only`` drops the images the filters rejected. ``size`` / ``channels`` bring the images
+    to that shape (default: the store's own, read from its first image).
     """
     from PIL import Image
 
@@ -433,17 +435,23 @@ def load_store(path: str | Path, kept_only: bool = True) -> ImageSet:
         df = df[df["kept"]].reset_index(drop=True)
     if not len(df):
         raise UserError(f"store {root} has no {'kept ' if kept_only else ''}images; generate more or relax the filters")
-    arrays = []
-    for rel in df["path"]:
-        with Image.open(root / rel) as im:
-            a = np.asarray(im.convert(im.mode if im.mode in ("L", "RGB") else "RGB"), dtype=np.uint8)
-        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    images = torch.from_numpy(np.stack(arrays))
+    paths = df["path"].tolist()
+    first = root / paths[0]
+    try:
+        with Image.open(first) as im:
+            own_channels, own_size = (1 if im.mode == "L" else 3), min(im.size)
+    except OSError as exc:
+        raise UserError(f"cannot read image {first} ({exc.__class__.__name__}); run synthclone generate again to rewrite it") from None
+    pixels = FilePixels(root, paths, channels or own_channels, size or own_size, skip_unreadable=skip_unreadable)
     labels = torch.tensor(df["class_index"].to_numpy(), dtype=torch.long)
-    return ImageSet(
-        images, labels, list(meta["classes"]), df["id"].tolist(), name=f"synthetic:{root.name}",
+    data = ImageSet(
+        pixels, labels, list(meta["classes"]), df["id"].tolist(), name=f"synthetic:{root.name}",
         meta={"prompts": df["prompt"].tolist(), "manifest": df, "store": str(root), "strategy": meta.get("strategy")},
+        workers=workers,
     )
+    if nbytes(len(data), data.shape) <= cache_bytes:
+        data = data.cached()
+    return data
 
 
 __all__ = [

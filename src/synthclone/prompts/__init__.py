@@ -1,13 +1,20 @@
 """Prompt strategies, one file each, registered in :data:`PROMPTS`.
 
 A strategy turns class names into text prompts: ``make_prompts(name, classes, n_per_class, seed,
-**options) -> list[Prompt]``, ``n_per_class`` prompts per class, ordered class by class, so prompt
-``c * n_per_class + j`` is image ``j`` of class ``c``. ``synthclone list prompts`` shows them.
+class_ids=None, **options) -> list[Prompt]``, ``n_per_class`` prompts per class, ordered class by
+class, so prompt ``c * n_per_class + j`` is image ``j`` of class ``c``. ``synthclone list prompts``
+shows them.
+
+Every strategy is called as ``fn(classes, n_per_class, seed, class_ids=..., **options)``.
+``class_ids`` holds one WordNet id (``n02012849``) or None per class: the strategies that read
+WordNet take a class's synset from its id, so ImageNet's two "crane" classes (a bird, a machine)
+get their own definitions; the others ignore it. Without ids (Fashion-MNIST) the synset is found
+by name. :func:`synthclone.wordnet.folder_classes` gives an ImageFolder's names and ids.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..registry import Registry
 from .base import Prompt, readable, unique_per_class
@@ -15,14 +22,23 @@ from .base import Prompt, readable, unique_per_class
 PROMPTS: Registry = Registry("prompt strategy")
 
 
-def make_prompts(name: str, classes: Sequence[str], n_per_class: int, seed: int = 0, **options: Any) -> List[Prompt]:
-    """Run the strategy registered as ``name``; options are strategy-specific (e.g. ``template=``)."""
+def make_prompts(name: str, classes: Sequence[str], n_per_class: int, seed: int = 0,
+                 class_ids: Optional[Sequence[Optional[str]]] = None, **options: Any) -> List[Prompt]:
+    """Run the strategy registered as ``name``; options are strategy-specific (e.g. ``template=``).
+
+    ``class_ids``: one WordNet id or None per class, for the strategies that read WordNet.
+    """
     from ..errors import UserError
 
     if n_per_class < 1:
         raise UserError(f"prompts per class must be >= 1, got {n_per_class}")
+    if class_ids is not None:
+        class_ids = list(class_ids)
+        if len(class_ids) != len(classes):
+            raise UserError(f"class_ids has {len(class_ids)} entries for {len(classes)} classes; "
+                            "give one WordNet id or None per class")
     fn = PROMPTS.get(name)
-    prompts = fn(list(classes), int(n_per_class), int(seed), **options)
+    prompts = fn(list(classes), int(n_per_class), int(seed), class_ids=class_ids, **options)
     assert len(prompts) == len(classes) * n_per_class, (name, len(prompts))
     return prompts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,15 @@ def fix_articles(text: str) -> str:
 def fill(template: str, name: str) -> str:
     """Put the readable class name into ``template`` at ``{c}`` and fix "a"/"an"."""
     return fix_articles(template.replace("{c}", readable(name)))
+
+
+ClassIds = Optional[Sequence[Optional[str]]]
+"""One WordNet id or None per class (see :func:`synthclone.prompts.make_prompts`)."""
+
+
+def class_id(class_ids: ClassIds, c: int) -> Optional[str]:
+    """The WordNet id of class ``c``, or None when the classes carry no ids."""
+    return None if class_ids is None else class_ids[c]
 
 
 def cycle(items: Sequence[str], n: int, start: int = 0) -> List[str]:

@@ -18,7 +18,7 @@ import yaml
 
 from ..errors import UserError
 from . import PROMPTS
-from .base import Prompt, cycle
+from .base import ClassIds, Prompt, cycle
 
 
 def read_captions(path: str | Path) -> Dict[str, List[str]]:
@@ -59,7 +59,8 @@ def read_captions(path: str | Path) -> Dict[str, List[str]]:
 
 
 @PROMPTS.register("captions")
-def caption_prompts(classes: List[str], n_per_class: int, seed: int = 0, captions: Optional[str] = None) -> List[Prompt]:
+def caption_prompts(classes: List[str], n_per_class: int, seed: int = 0, captions: Optional[str] = None,
+                    class_ids: ClassIds = None) -> List[Prompt]:
     """Captions per class from a user file (option captions=PATH), cycled."""
     if not captions:
         raise UserError("prompt strategy 'captions' needs a captions file: --prompt-option captions=PATH")

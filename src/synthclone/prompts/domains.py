@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from . import PROMPTS
-from .base import Prompt, cycle, fill
+from .base import ClassIds, Prompt, cycle, fill
 from .template import check_template
 
 DOMAINS = [
@@ -33,7 +33,8 @@ DOMAINS = [
 
 
 @PROMPTS.register("domains")
-def domain_prompts(classes: List[str], n_per_class: int, seed: int = 0, domains: Optional[Sequence[str]] = None) -> List[Prompt]:
+def domain_prompts(classes: List[str], n_per_class: int, seed: int = 0, domains: Optional[Sequence[str]] = None,
+                   class_ids: ClassIds = None) -> List[Prompt]:
     """Style/domain variations ('a sketch of a {c}', 'a painting of a {c}', ...), cycled."""
     pool = [check_template(t) for t in (domains or DOMAINS)]
     out: List[Prompt] = []

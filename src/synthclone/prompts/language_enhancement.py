@@ -10,7 +10,8 @@ class. Two sources here:
 * offline default: sentences composed from WordNet relations of the class (synonyms, hypernym,
   definition, kinds = hyponyms, parts = meronyms) and context words (tone, material, setting,
   framing). The composition grid is shuffled with the seed and the first ``max_sentences`` unique
-  sentences are kept.
+  sentences are kept. A class with a WordNet id (``class_ids``) uses that id's synset; one without
+  is looked up by name.
 
 Either way a class gets up to ``max_sentences`` (default 200) unique sentences, cycled across its
 images; :func:`synthclone.prompts.describe_prompts` counts them.
@@ -25,7 +26,7 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from . import PROMPTS
-from .base import Prompt, cycle, fix_articles, readable, warn_unknown
+from .base import ClassIds, Prompt, class_id, cycle, fix_articles, readable, warn_unknown
 
 MAX_SENTENCES = 200
 
@@ -44,33 +45,37 @@ SETTINGS = [
 FRAMINGS = ["a photo of", "a close-up of", "a picture of", "a product shot of", "an image of", "a snapshot of"]
 
 
-def _relations(name: str) -> Optional[Dict[str, List[str]]]:
+def _relations(name: str, wnid: Optional[str] = None) -> Optional[Dict[str, List[str]]]:
     from ..wordnet import synset_for
 
-    s = synset_for(name)
+    s = synset_for(name, wnid)
     if s is None:
         return None
     clean = lambda lemma: lemma.replace("_", " ")  # noqa: E731
     # nltk returns related synsets in hash-seed-dependent order: sort by name, so prompts (and the
     # store's config hash) are the same in every process
     names = lambda synsets: sorted({clean(x.lemmas()[0].name()) for x in synsets})  # noqa: E731
-    own = readable(name).lower()
+    own = {readable(name).lower()}
+    if wnid is not None:  # a name from wordnet.wnid_names may follow its lemma with "(hypernym)"
+        own.add(readable(name).lower().split(" (", 1)[0])
     return {
         "definition": [s.definition()],
-        "synonyms": [clean(l.name()) for l in s.lemmas() if clean(l.name()).lower() != own],
+        "synonyms": [clean(l.name()) for l in s.lemmas() if clean(l.name()).lower() not in own],
         "hypernyms": names(s.hypernyms()),
         "kinds": names(s.hyponyms())[:12],
         "parts": names(s.part_meronyms())[:8],
     }
 
 
-def composed_sentences(name: str, max_sentences: int = MAX_SENTENCES, seed: int = 0) -> List[str]:
+def composed_sentences(name: str, max_sentences: int = MAX_SENTENCES, seed: int = 0,
+                       wnid: Optional[str] = None) -> List[str]:
     """Up to ``max_sentences`` unique sentences about class ``name`` (WordNet + context words).
 
-    Unknown to WordNet: the sentences use context words only (and a warning is given).
+    ``wnid`` picks the class's synset (else it is looked up by name). Unknown to WordNet: the
+    sentences use context words only (and a warning is given).
     """
     c = readable(name)
-    rel = _relations(name)
+    rel = _relations(name, wnid)
     if rel is None:
         warn_unknown(name, "language-enhancement")
         rel = {"definition": [], "synonyms": [], "hypernyms": [], "kinds": [], "parts": []}
@@ -157,7 +162,7 @@ class Seq2SeqSentences:
 @PROMPTS.register("language-enhancement")
 def language_enhancement_prompts(classes: List[str], n_per_class: int, seed: int = 0, model: Optional[str] = None,
                                  max_sentences: int = MAX_SENTENCES, input_template: str = "{c}",
-                                 device: str = "cpu") -> List[Prompt]:
+                                 device: str = "cpu", class_ids: ClassIds = None) -> List[Prompt]:
     """Many distinct sentences per class: a HF text-to-text model (option model=...) or WordNet composition."""
     if max_sentences < 1:
         raise UserError(f"language-enhancement max_sentences must be >= 1, got {max_sentences}")
@@ -171,6 +176,6 @@ def language_enhancement_prompts(classes: List[str], n_per_class: int, seed: int
             if not texts:
                 warnings.warn(f"model {model!r} produced no sentence for {name!r}; composing them offline", UserWarning)
         if not texts:
-            texts = composed_sentences(name, want, seed=seed) or [name]
+            texts = composed_sentences(name, want, seed=seed, wnid=class_id(class_ids, c)) or [name]
         out += [Prompt(c, t) for t in cycle(texts, n_per_class)]
     return out

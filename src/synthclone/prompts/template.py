@@ -6,7 +6,7 @@ from typing import List
 
 from ..errors import UserError
 from . import PROMPTS
-from .base import Prompt, fill
+from .base import ClassIds, Prompt, fill
 
 DEFAULT_TEMPLATE = "a photo of a {c}"
 
@@ -18,7 +18,8 @@ def check_template(template: str) -> str:
 
 
 @PROMPTS.register("template")
-def template_prompts(classes: List[str], n_per_class: int, seed: int = 0, template: str = DEFAULT_TEMPLATE) -> List[Prompt]:
+def template_prompts(classes: List[str], n_per_class: int, seed: int = 0, template: str = DEFAULT_TEMPLATE,
+                     class_ids: ClassIds = None) -> List[Prompt]:
     """One template, 'a photo of a {c}' unless option template=... says otherwise."""
     check_template(template)
     return [Prompt(c, fill(template, name)) for c, name in enumerate(classes) for _ in range(n_per_class)]

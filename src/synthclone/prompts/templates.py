@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from . import PROMPTS
-from .base import Prompt, cycle, fill
+from .base import ClassIds, Prompt, cycle, fill
 from .template import check_template
 
 TEMPLATES = [
@@ -38,7 +38,8 @@ TEMPLATES = [
 
 
 @PROMPTS.register("templates")
-def templates_prompts(classes: List[str], n_per_class: int, seed: int = 0, templates: Optional[Sequence[str]] = None) -> List[Prompt]:
+def templates_prompts(classes: List[str], n_per_class: int, seed: int = 0, templates: Optional[Sequence[str]] = None,
+                      class_ids: ClassIds = None) -> List[Prompt]:
     """An ensemble of 20 product-photo templates, cycled across a class's images."""
     pool = [check_template(t) for t in (templates or TEMPLATES)]
     out: List[Prompt] = []

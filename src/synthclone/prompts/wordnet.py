@@ -2,22 +2,23 @@
 
 As synthetic ImageNet clones were prompted: ``"{c}, {definition}"`` and ``"{c}, a type of
 {hypernym}"``, alternating across a class's images. WordNet is Debian's ``wordnet-base`` read with
-nltk (:mod:`synthclone.wordnet`). A class WordNet lacks gets the plain name and a warning.
+nltk (:mod:`synthclone.wordnet`). A class with a WordNet id (``class_ids``) uses that id's synset;
+one without is looked up by name. A class WordNet lacks gets the plain name and a warning.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from . import PROMPTS
-from .base import Prompt, cycle, fix_articles, readable, warn_unknown
+from .base import ClassIds, Prompt, class_id, cycle, fix_articles, readable, warn_unknown
 
 
-def wordnet_texts(name: str) -> List[str]:
-    """The WordNet prompts of one class (empty when WordNet does not know it)."""
+def wordnet_texts(name: str, wnid: Optional[str] = None) -> List[str]:
+    """The WordNet prompts of one class (empty when WordNet does not know it); ``wnid`` picks the synset."""
     from ..wordnet import describe
 
-    info = describe(name)
+    info = describe(name, wnid)
     if info is None:
         return []
     c = readable(name)
@@ -28,11 +29,11 @@ def wordnet_texts(name: str) -> List[str]:
 
 
 @PROMPTS.register("wordnet")
-def wordnet_prompts(classes: List[str], n_per_class: int, seed: int = 0) -> List[Prompt]:
+def wordnet_prompts(classes: List[str], n_per_class: int, seed: int = 0, class_ids: ClassIds = None) -> List[Prompt]:
     """'{c}, {definition}' and '{c}, a type of {hypernym}' from WordNet, alternating."""
     out: List[Prompt] = []
     for c, name in enumerate(classes):
-        texts = wordnet_texts(name)
+        texts = wordnet_texts(name, class_id(class_ids, c))
         if not texts:
             warn_unknown(name, "wordnet")
             texts = [name]

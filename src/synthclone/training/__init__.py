@@ -19,7 +19,8 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
                 batch_size: int = 128, lr: Optional[float] = None, seed: int = 0, weight_decay: float = 5e-4,
                 precision: str = "bf16", warmup_epochs: float = 0.5, patience: Optional[int] = None,
                 val_limit: Optional[int] = None, optimizer: Optional[str] = None,
-                loss_weights: Optional[Sequence[float]] = None, **options: Any):
+                loss_weights: Optional[Sequence[float]] = None, dataset: Optional[str] = None,
+                data_options: Optional[dict] = None, **options: Any):
     """Train ``model`` with ``regime`` and write the best-on-validation checkpoint to ``out_dir``.
 
     Args:
@@ -32,6 +33,9 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
         model: a model name for :func:`synthclone.models.load_any_model` (None: the regime's default).
         out_dir: the checkpoint directory to write (resumed if a killed run of the same config left state).
         loss_weights: per data part loss weights (e.g. ``[1.0, 0.5]`` for real, synthetic).
+        dataset: the real dataset behind ``real`` in data specs (needed when ``train_data`` or
+            ``probe_data`` is a spec string).
+        data_options: ``load_dataset`` options (``size``, ``workers``, ...) for spec strings.
         options: regime options (``init``, ``tau``, ``probe_epochs``, ``temperature``, ``templates``, ...).
     Returns:
         :class:`~synthclone.training.engine.TrainResult` (checkpoint_dir, history, val_accuracy, ...).
@@ -43,7 +47,7 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
 
     fn = REGIMES.get(regime)
     if isinstance(train_data, str):
-        train = load_train_data(train_data, seed=seed)
+        train = load_train_data(train_data, dataset=dataset, seed=seed, options=data_options)
     elif isinstance(train_data, ImageSet):
         name = train_data.meta.get("store") or train_data.name or "real"
         train = from_sets([train_data], names=[name if train_data.meta.get("store") else "real"])
@@ -59,7 +63,8 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
         options["optimizer_given"] = True
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(regime, train, val_data, model or DEFAULT_MODEL.get(regime, "resnet8"), out, settings, options)
+    ctx = Context(regime, train, val_data, model or DEFAULT_MODEL.get(regime, "resnet8"), out, settings, options,
+                  dataset=dataset, data_options=dict(data_options or {}))
     return fn(ctx)
 
 

@@ -160,14 +160,15 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision:
     """Top-1 accuracy of ``model`` (pixels [0, 1] -> logits) on ``data``, in [0, 1]."""
     was = model.training
     model.eval()
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        x = data.images[start:start + batch_size].float().div_(255)
+    correct, seen = 0, 0
+    for images, idx in data.batches(batch_size):
+        x = images.float().div_(255)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(x)
-        correct += int((logits.float().argmax(1) == data.labels[start:start + batch_size]).sum())
+        correct += int((logits.float().argmax(1) == data.labels[idx]).sum())
+        seen += len(idx)
     model.train(was)
-    return correct / max(len(data), 1)
+    return correct / max(seen, 1)
 
 
 def limit_val(val: Optional[ImageSet], limit: Optional[int], seed: int = 0) -> Optional[ImageSet]:
@@ -347,17 +348,18 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
                        leave=False) if main else _NullBar()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        for step, gb in enumerate(batches):
+        # this rank's slice of every global batch, decoded ahead in DataLoader workers (file-backed data)
+        slices = [sampler._rank_slice(gb) for gb in batches]
+        for step, (gb, (images, idx)) in enumerate(zip(batches, train.data.batches(chunks=slices))):
             gstep = epoch * steps_per_epoch + step
             lr = lr_at(gstep, total_steps, warmup, settings.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = sampler._rank_slice(gb)
             global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
             g = torch.Generator().manual_seed(stable_seed(settings.seed, epoch, step, rank))
             opt.zero_grad(set_to_none=False)
             if len(idx):
-                x = train.data.images[idx].float().div_(255)
+                x = images.float().div_(255)
                 if task.augment is not None:
                     x = task.augment(x, g)
                 src = train.source[idx]

@@ -53,6 +53,8 @@ class Context:
     out_dir: Path
     settings: Settings
     options: Dict[str, Any] = field(default_factory=dict)
+    dataset: Optional[str] = None             # the real dataset behind "real" in data specs
+    data_options: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def data_kw(self) -> Dict[str, Any]:
@@ -286,7 +288,8 @@ def _ssl(ctx: Context, positives: str) -> TrainResult:
     # phase 2: a linear probe on the frozen encoder, on the labelled probe data (default: the same data)
     backbone = load_checkpoint(pre_dir)
     probe_spec = ctx.options.get("probe_data")
-    probe_train = load_train_data(probe_spec, seed=ctx.settings.seed) if isinstance(probe_spec, str) else (probe_spec or ctx.train)
+    probe_train = load_train_data(probe_spec, dataset=ctx.dataset, seed=ctx.settings.seed,
+                                  options={**ctx.data_options, "size": ctx.train.data.shape[-1]}) if isinstance(probe_spec, str) else (probe_spec or ctx.train)
     probe_settings = replace(ctx.settings, epochs=int(ctx.options.get("probe_epochs") or ctx.settings.epochs),
                              lr=float(ctx.options.get("probe_lr") or DEFAULT_LR["linear-probe"]), optimizer="sgd",
                              source_weights=None)
