@@ -79,18 +79,23 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
 
 def _data_stage(cfg) -> Callable:
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
-        from .data import load_dataset
+        from .data import DATASETS, dataset_entry, load_dataset
+        from .study import load_options, ood_settings
 
+        entry = dataset_entry(cfg.data.dataset)
+        opts = load_options(cfg)
         summary = {}
-        splits = ["generator", "train", "val", "test"] if cfg.data.dataset == "fashion-mnist" else ["test"]
-        for split in splits:
-            data = load_dataset(cfg.data.dataset, split=split)
+        for split in entry.splits:  # every split the dataset has, the generator corpus included
+            data = entry.load(split, **opts)
             counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
-            summary[split] = {"images": len(data), "shape": list(data.shape), "per_class": counts}
+            summary[split] = {"images": len(data), "shape": list(data.shape), "per_class": counts,
+                              "how": data.meta.get("split_how", "as registered")}
         summary["classes"] = data.classes
-        for name in cfg.data.ood:
-            ood = load_dataset(name, split="test")
-            summary[f"ood:{name}"] = {"images": len(ood), "shape": list(ood.shape)}
+        ood = ood_settings(cfg)
+        for name in ood["ood_sets"]:
+            if name in DATASETS:
+                oset = load_dataset(name, split="test")
+                summary[f"ood:{name}"] = {"images": len(oset), "shape": list(oset.shape)}
         write_json(folder / "summary.json", summary)
         return {"summary": str(folder / "summary.json")}
 

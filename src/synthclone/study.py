@@ -59,6 +59,26 @@ def _gen_stage_name(strategy: str) -> str:
 FEW_SHOT_STAGE = "generate-guided"
 
 
+def load_options(cfg) -> Dict[str, Any]:
+    """``load_dataset`` options of the study: the data section, with the image size the trained
+    model asks for when ``data.image_size`` is unset (a timm model's pretrained input size)."""
+    from .data import data_options
+    from .models import preferred_input_size
+
+    size = cfg.data.image_size or preferred_input_size(cfg.train.model)
+    return data_options(cfg.data, **({"size": size} if size else {}))
+
+
+def ood_settings(cfg) -> Dict[str, List[str]]:
+    """BenchSettings ``ood_sets`` / ``ood_folders``: the dataset's OOD sets (``data.ood`` or its
+    registry entry's) plus the procedural ones every dataset gets."""
+    from .data import DATASETS, dataset_entry
+
+    named = cfg.data.ood if cfg.data.ood is not None else list(dataset_entry(cfg.data.dataset).ood)
+    sets = [n for n in named if n in DATASETS] + ["textures", "uniform_noise", "gaussian_noise"]
+    return {"ood_sets": sets, "ood_folders": [n for n in named if n not in DATASETS]}
+
+
 def _store_path(outputs: Dict[str, Any], stage: str) -> str:
     return outputs[stage]["store"]
 
@@ -121,7 +141,7 @@ def _generate_fn(cfg, strategy: str, shots: int = 0):
         from .distributed.generation import generate_store
 
         gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots})
-        summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset)
+        summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg))
         for line in summary.lines()[:3]:
             say(f"  {line}")
         info = {k: v for k, v in summary.__dict__.items()}
@@ -137,7 +157,7 @@ def _val_set(cfg):
     from .data import load_dataset
     from .training.engine import limit_val
 
-    val = load_dataset(cfg.data.dataset, split="val")
+    val = load_dataset(cfg.data.dataset, split="val", **load_options(cfg))
     return limit_val(val, cfg.data.val_limit, seed=0)
 
 
@@ -150,7 +170,10 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     kind, stage, arg = m.data
     store = _store_path(inputs, stage)
     if kind == "store":
-        return store if arg else load_store(store, kept_only=False)
+        if arg:
+            return store
+        opts = load_options(cfg)
+        return load_store(store, kept_only=False, **{k: v for k, v in opts.items() if k in ("size", "workers")})
     if kind == "mix":
         return f"{_real_spec(cfg)}+{store}@{arg}"
     if kind == "few-shot-mix":
@@ -170,7 +193,7 @@ def _train_fn(cfg, m: ArmModel):
             m.regime, _train_data(cfg, m, inputs), _val_set(cfg), None if m.regime != "supervised" else cfg.train.model,
             folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
             lr=cfg.train.lr if m.regime == "supervised" else None, seed=m.seed, weight_decay=cfg.train.weight_decay,
-            precision=cfg.train.precision, **options,
+            precision=cfg.train.precision, dataset=cfg.data.dataset, data_options=load_options(cfg), **options,
         )
         info = result.to_dict()
         write_json(folder / "result.json", info)
@@ -190,15 +213,17 @@ def bench_settings(cfg):
     unknown = sorted(set(cfg.bench.options) - known)
     if unknown:
         raise UserError(f"unknown bench.options {unknown}; valid: {', '.join(sorted(known - {'data', 'val', 'train', 'model_name'}))}")
-    train = load_dataset(cfg.data.dataset, split="train")
+    opts = load_options(cfg)
+    train = load_dataset(cfg.data.dataset, split="train", **opts)
     if cfg.data.train_limit and cfg.data.train_limit < len(train):  # a fixed real subset for the Mahalanobis means
         from .training.engine import limit_val
 
         train = limit_val(train, cfg.data.train_limit, seed=0)
     settings = BenchSettings(
-        data=load_dataset(cfg.data.dataset, split="test"),
+        data=load_dataset(cfg.data.dataset, split="test", **opts),
         val=_val_set(cfg),
         train=train,
+        **ood_settings(cfg),
         batch_size=cfg.bench.batch_size, seed=cfg.bench.seed, limit=cfg.bench.limit or cfg.data.test_limit,
         ece_bins=cfg.bench.ece_bins, severities=list(cfg.bench.severities), epsilons=list(cfg.bench.epsilons),
     )
@@ -209,13 +234,13 @@ def bench_settings(cfg):
 
 def _bench_fn(cfg, m: ArmModel):
     def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
-        from .data.fashion_mnist import CLASSES
+        from .data import dataset_entry
+        from .data.store import write_table
         from .models import load_any_model
         from .robustness import run_probes
-        from .data.store import write_table
 
         if m.regime is None:
-            classes = list(CLASSES) if cfg.data.dataset == "fashion-mnist" else None
+            classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
             model = load_any_model("small_clip", classes=classes)
         else:
             model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])

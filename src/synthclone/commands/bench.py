@@ -18,10 +18,16 @@ def add_arguments(parser) -> None:
                         help="CKPT_DIR | timm:NAME | torchvision:NAME | open_clip:NAME | small_clip | a registered "
                              "name; repeat to compare models")
     parser.add_argument("--probes", default="all", help="'all' or a comma list (see 'synthclone list probes')")
-    parser.add_argument("--data", default="fashion-mnist", help="fashion-mnist (test split) or an ImageFolder path")
+    parser.add_argument("--data", default="fashion-mnist",
+                        help="the dataset whose test split is evaluated: a registered name (default fashion-mnist) or an "
+                             "ImageFolder path (its splits as 'synthclone data info' shows)")
     parser.add_argument("--val", default=None,
-                        help="validation data for temperature scaling (default: the val split of fashion-mnist; "
-                             "for a folder, 20%% of the evaluation set)")
+                        help="validation data for temperature scaling (default: the val split of --data)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="bring images to this size (default: the model's input size for timm/torchvision/open_clip, "
+                             "else the data's own)")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: the cores)")
+    parser.add_argument("--skip-unreadable", action="store_true", help="leave unreadable image files out instead of failing")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--baseline", default=None, help="model normalising CE/mCE (run on the corruptions too)")
     parser.add_argument("--limit", type=int, default=None, help="use at most N evaluation images in every probe")
@@ -42,11 +48,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the reliability diagrams")
 
 
-def _load_data(spec: str, split: str):
+def _load_data(spec: str, split: str, options: dict):
     from ..data import load_dataset
     from ..errors import UserError
 
-    data = load_dataset(spec, split=split)
+    if not spec:
+        raise UserError("--data is empty; give a registered dataset name or an ImageFolder path")
+    data = load_dataset(spec, split=split, **options)
     if len(data) == 0:
         raise UserError(f"dataset {spec!r} has no images; point --data at a non-empty ImageFolder")
     return data
@@ -140,17 +148,17 @@ def run(args) -> int:
     from ..progress import say
     from ..robustness import resolve_probes, run_probes, summarize
 
+    from ..models import preferred_input_size
+
     probes = resolve_probes(args.probes)  # unknown probe names fail before anything loads
-    data = _load_data(args.data, "test")
-    if args.val:
-        val = _load_data(args.val, "val")
-    elif args.data == "fashion-mnist":
-        val = _load_data("fashion-mnist", "val")
-    else:
-        val = None
+    size = args.image_size or next((s for s in map(preferred_input_size, args.model) if s), None)
+    options = {k: v for k, v in {"size": size, "workers": args.workers,
+                                 "skip_unreadable": args.skip_unreadable or None}.items() if v is not None}
+    data = _load_data(args.data, "test", options)
+    val = _load_data(args.val or args.data, "val", options)
     settings = _settings(args, data, val)
-    if args.data == "fashion-mnist" and "ood" in probes and settings.mahalanobis:
-        settings.train = _load_data("fashion-mnist", "train")
+    if "ood" in probes and settings.mahalanobis:
+        settings.train = _load_data(args.data, "train", options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -15,24 +15,25 @@ def add_arguments(parser) -> None:
 
 
 def describe(spec: str) -> dict:
-    from ..data import load_dataset
+    """Image count, shape, classes and, per split, its size and how it was made."""
+    from ..data import dataset_entry
 
-    if spec == "fashion-mnist":
-        from ..data import fashion_mnist
-
-        splits = {name: len(fashion_mnist.load(name)) for name in fashion_mnist.SPLIT_SIZES}
-        sample = fashion_mnist.load("test")
-        return {
-            "dataset": spec,
-            "images": sum(splits.values()),
-            "shape": list(sample.shape),
-            "classes": sample.classes,
-            "splits": splits,
-            "source": str(fashion_mnist.find_files()),
-        }
-    data = load_dataset(spec, split="test")
-    counts = {c: int((data.labels == i).sum()) for i, c in enumerate(data.classes)}
-    return {"dataset": spec, "images": len(data), "shape": list(data.shape), "classes": data.classes, "per_class": counts}
+    entry = dataset_entry(spec)
+    splits, how, shape, classes, per_class = {}, {}, None, None, None
+    for split in entry.splits:
+        data = entry.load(split)
+        splits[split] = len(data)
+        how[split] = data.meta.get("split_how", "as registered")
+        if split == "test" or shape is None:
+            shape, classes = list(data.shape), list(data.classes)
+            per_class = {c: int((data.labels == i).sum()) for i, c in enumerate(data.classes)}
+    info = {"dataset": spec, "images": sum(splits.values()), "shape": shape, "classes": classes, "splits": splits,
+            "how": how, "test_per_class": per_class}
+    if entry.corpus_split:
+        info["corpus_split"] = entry.corpus_split
+    if entry.source is not None:
+        info["source"] = str(entry.source())
+    return info
 
 
 def run(args) -> int:
@@ -44,11 +45,13 @@ def run(args) -> int:
         return 0
     print(f"dataset: {info['dataset']}")
     print(f"images:  {info['images']:,}")
-    print(f"shape:   {' x '.join(map(str, info['shape']))} (C x H x W)")
+    print(f"shape:   {' x '.join(map(str, info['shape']))} (C x H x W; every image is brought to it)")
     print(f"classes ({len(info['classes'])}): {', '.join(info['classes'])}")
-    if "splits" in info:
-        print("splits:  " + ", ".join(f"{k} {v:,}" for k, v in info["splits"].items()))
+    width = max(len(k) for k in info["splits"])
+    print("splits:")
+    for split, n in info["splits"].items():
+        note = " (the generator corpus: what the embedded models learnt from)" if split == info.get("corpus_split") else ""
+        print(f"  {split:<{width}}  {n:>8,}  {info['how'][split]}{note}")
+    if "source" in info:
         print(f"source:  {info['source']}")
-    else:
-        print("per class: " + ", ".join(f"{k} {v}" for k, v in info["per_class"].items()))
     return 0

@@ -51,7 +51,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--loss-weights", type=_floats, help="loss weight per data part, e.g. 1,0.5 for real,synthetic")
     parser.add_argument("--init", help="finetune: the checkpoint to start from")
     parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
-    parser.add_argument("--dataset", help="the real dataset behind 'real' and the val/test splits (default: fashion-mnist)")
+    parser.add_argument("--dataset", help="the real dataset behind 'real' and the val/test splits: a registered name or an "
+                                          "ImageFolder path (default: data.dataset of --config, else fashion-mnist)")
+    parser.add_argument("--image-size", type=int, help="bring every image to this size (default: data.image_size, else "
+                                                       "the model's input size for timm/torchvision/open_clip, else the data's)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="regime option, e.g. tau=0.1, probe_epochs=5, temperature=2, probe_data=real")
     parser.add_argument("--test", action="store_true", help="after training, evaluate the selected checkpoint on the test split")
@@ -85,7 +88,9 @@ def run(args) -> int:
     t = cfg.train
     regime = args.regime or t.regimes[0]
     data = args.data or t.data
-    dataset = args.dataset or cfg.data.dataset
+    dataset = args.dataset if args.dataset is not None else cfg.data.dataset
+    if not dataset:
+        raise UserError("--dataset is empty; give a registered dataset name or an ImageFolder path")
     seed = args.seed if args.seed is not None else t.seeds[0]
     model = args.model or (t.model if args.config or regime != "classifier-tuning" else None)
     kwargs = dict(
@@ -95,7 +100,7 @@ def run(args) -> int:
         weight_decay=args.weight_decay if args.weight_decay is not None else t.weight_decay,
         precision=args.precision or t.precision, warmup_epochs=args.warmup_epochs, patience=args.patience,
         val_limit=args.val_limit or cfg.data.val_limit, optimizer=args.optimizer, loss_weights=args.loss_weights,
-        **_options(args.option),
+        dataset=dataset, data_options=_data_options(cfg, args, model), **_options(args.option),
     )
     if args.init:
         kwargs["init"] = args.init
@@ -119,8 +124,8 @@ def run(args) -> int:
 
     distributed = init_from_env()
     try:
-        val = _val_split(dataset)
-        kwargs["train_data"] = _resolve_data(data, dataset, seed)
+        val = _val_split(dataset, kwargs["data_options"])
+        kwargs["train_data"] = _resolve_data(data, dataset, seed, kwargs["data_options"])
         result = train_model(val_data=val, **kwargs)
         if world()[1] != 0:
             return 0
@@ -133,21 +138,25 @@ def run(args) -> int:
     return _finish(args, dataset)
 
 
-def _val_split(dataset: str):
-    from ..data import DATASETS, load_dataset
+def _data_options(cfg, args, model) -> dict:
+    from ..data import data_options
+    from ..models import preferred_input_size
 
-    if dataset in DATASETS:
-        try:
-            return load_dataset(dataset, split="val")
-        except UserError:
-            return None
-    return None
+    size = args.image_size or cfg.data.image_size or (preferred_input_size(model) if model else None)
+    return data_options(cfg.data, **({"size": size} if size else {}))
 
 
-def _resolve_data(spec: str, dataset: str, seed: int):
+def _val_split(dataset: str, options: dict):
+    """The validation split (model selection); every dataset has one (a folder's is carved from train)."""
+    from ..data import load_dataset
+
+    return load_dataset(dataset, split="val", **options)
+
+
+def _resolve_data(spec: str, dataset: str, seed: int, options: dict):
     from ..data.mixing import load_train_data
 
-    return load_train_data(spec, dataset=dataset, seed=seed)
+    return load_train_data(spec, dataset=dataset, seed=seed, options=options)
 
 
 def _finish(args, dataset: str) -> int:
@@ -158,7 +167,11 @@ def _finish(args, dataset: str) -> int:
     from ..training.engine import accuracy, limit_val
 
     # the one place the test split is read: after training and model selection are over
-    test = limit_val(load_dataset(dataset, split="test"), args.test_limit)
+    from ..config import RunConfig, load_config
+
+    cfg = load_config(args.config) if args.config else RunConfig()
+    model_spec = args.model or cfg.train.model
+    test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, args, model_spec)), args.test_limit)
     model = load_any_model(args.out)
     acc = accuracy(model, test)
     out = Path(args.out) / "test_eval.json"

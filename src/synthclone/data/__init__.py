@@ -44,6 +44,16 @@ class DatasetEntry:
     ood: Tuple[str, ...] = ()
     description: str = ""
     options: Dict[str, Any] = field(default_factory=dict)
+    class_lister: Optional[Callable[..., tuple]] = None
+    source: Optional[Callable[[], str]] = None   # where its files are, for ``data info``
+
+    def classes(self, **options) -> tuple:
+        """``(class names, WordNet ids or None per class)`` in label order, without decoding images
+        where the entry can list them."""
+        if self.class_lister is not None:
+            return self.class_lister(**options)
+        data = self.load("train", **options)
+        return list(data.classes), data.meta.get("class_ids") or [None] * len(data.classes)
 
     def __call__(self, split: str = "train", **options) -> ImageSet:
         return self.load(split, **options)
@@ -70,6 +80,18 @@ def _fashion_mnist(split: str = "train", **_: object) -> ImageSet:
     return fashion_mnist.load(split)
 
 
+def _fashion_mnist_classes(**_: object) -> tuple:
+    from .fashion_mnist import CLASSES
+
+    return list(CLASSES), [None] * len(CLASSES)
+
+
+def _fashion_mnist_source() -> str:
+    from .fashion_mnist import find_files
+
+    return str(find_files())
+
+
 def _digits(split: str = "test", size: Optional[int] = None, channels: Optional[int] = None, **_: object) -> ImageSet:
     from .digits import load_digits
 
@@ -78,7 +100,8 @@ def _digits(split: str = "test", size: Optional[int] = None, channels: Optional[
 
 register_dataset(DatasetEntry(
     "fashion-mnist", _fashion_mnist, splits=("generator", "train", "val", "test"), corpus_split="generator",
-    ood=("digits",), description="Fashion-MNIST (Debian dataset-fashion-mnist): 10 classes of 28x28 grayscale product photos"))
+    ood=("digits",), class_lister=_fashion_mnist_classes, source=_fashion_mnist_source,
+    description="Fashion-MNIST (Debian dataset-fashion-mnist): 10 classes of 28x28 grayscale product photos"))
 register_dataset(DatasetEntry(
     "digits", _digits, splits=("train", "val", "test"),
     description="scikit-learn's real handwritten digits, resized to 28x28 (an out-of-distribution set)"))
@@ -103,7 +126,15 @@ def dataset_entry(spec: str) -> DatasetEntry:
         raise UserError(f"empty dataset; use one of {', '.join(DATASETS.names())} or a path to an ImageFolder directory")
     if "/" in spec or Path(spec).exists():
         root = Path(spec)
-        return DatasetEntry(str(root), _folder_loader(root), description=f"ImageFolder {root}")
+
+        def classes(class_names=None, **_: object) -> tuple:
+            from .folder import _read_name_map, folder_classes, list_class_folders, split_plan
+
+            names, ids = folder_classes(list_class_folders(split_plan(root, "train").folder), _read_name_map(class_names))
+            return names, ids
+
+        return DatasetEntry(str(root), _folder_loader(root), description=f"ImageFolder {root}", class_lister=classes,
+                            source=lambda: str(root.resolve()))
     raise UserError(f"unknown dataset {spec!r}; use one of {', '.join(DATASETS.names())} or a path to an ImageFolder directory")
 
 

@@ -38,40 +38,45 @@ def _is_wnid(name: str) -> bool:
     return len(name) == 9 and name[0] == "n" and name[1:].isdigit()
 
 
+def folder_classes(folders: Sequence[str], names: Optional[Dict[str, str]] = None) -> tuple:
+    """``(class names, WordNet ids or None)`` of class folders: the map's name, WordNet's for
+    WordNet ids (synsets whose lemmas collide, two called "crane", get names that tell them apart),
+    else the folder name."""
+    if not any(_is_wnid(f) for f in folders):
+        names = names or {}
+        out = [names.get(f, f) for f in folders]
+        seen: Dict[str, str] = {}
+        for f, n in zip(folders, out):
+            if n.lower() in seen:
+                raise UserError(f"class folders {seen[n.lower()]!r} and {f!r} are both named {n!r}; "
+                                "name them apart in a class-name map JSON")
+            seen[n.lower()] = f
+        return out, [None] * len(folders)
+    from ..wordnet import folder_classes as wordnet_folder_classes
+
+    return wordnet_folder_classes(folders, names)
+
+
 def class_display_names(folders: Sequence[str], names: Optional[Dict[str, str]] = None) -> List[str]:
-    """Class names for folder names: the map's name, WordNet's for WordNet ids, else the folder name.
+    """Class names of class folders (see :func:`folder_classes`)."""
+    return folder_classes(folders, names)[0]
 
-    WordNet ids are named from their own synset; ids whose lemmas collide (two synsets called
-    "crane") get names that tell them apart.
-    """
-    names = names or {}
-    wnids = [f for f in folders if f not in names and _is_wnid(f)]
-    wn: Dict[str, str] = {}
-    if wnids:
-        from .. import wordnet
 
-        if hasattr(wordnet, "wnid_names"):
-            wn = dict(zip(wnids, wordnet.wnid_names(wnids)))
-        else:  # pragma: no cover - older wordnet module
-            wn = {w: wordnet.wnid_to_name(w) for w in wnids}
-    out = [names.get(f) or wn.get(f) or f for f in folders]
-    seen: Dict[str, str] = {}
-    for f, n in zip(folders, out):
-        if n.lower() in seen:
-            raise UserError(f"class folders {seen[n.lower()]!r} and {f!r} both map to class {n!r}; "
-                            "give them distinct names in a class-name map")
-        seen[n.lower()] = f
-    return out
+def list_class_folders(root: Path) -> List[str]:
+    """The class folder names under ``root`` (sorted), without listing their images."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"image folder {root} does not exist; pass a directory laid out as <root>/<class>/<image>")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise UserError(f"image folder {root} has no class sub-folders; lay it out as <root>/<class>/<image>")
+    return folders
 
 
 def list_images(root: Path) -> tuple[List[str], List[List[Path]]]:
     """Class folder names (sorted) and each one's image files (sorted)."""
     root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"image folder {root} does not exist; pass a directory laid out as <root>/<class>/<image>")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise UserError(f"image folder {root} has no class sub-folders; lay it out as <root>/<class>/<image>")
+    folders = [root / f for f in list_class_folders(root)]
     files = []
     for folder in folders:
         found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -198,8 +203,8 @@ def load_folder(
     root = Path(root)
     name_map = _read_name_map(class_names)
     folders, files = list_images(root)
-    names = class_display_names(folders, name_map)
-    wnids = {n: f for f, n in zip(folders, names) if _is_wnid(f)}
+    names, ids = folder_classes(folders, name_map)
+    wnids = {n: i for n, i in zip(names, ids) if i is not None}
     if classes is None:
         classes = names
     index = {c: i for i, c in enumerate(classes)}

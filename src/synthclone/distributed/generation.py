@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import torch
+
 from ..data.store import STORE_VERSION, StorePlan, check_output, finalize, open_store, prompts_digest, safe_class_names
 from ..errors import UserError
 from ..progress import progress, say
@@ -66,18 +68,15 @@ class GenerateSummary:
         return out
 
 
-def classes_of(dataset: str) -> List[str]:
-    """Class names of a dataset (name or ImageFolder path) without loading images where possible."""
-    if dataset == "fashion-mnist":
-        from ..data.fashion_mnist import CLASSES
+def classes_of(dataset: str) -> tuple:
+    """``(class names, WordNet ids or None)`` of a dataset (name or ImageFolder path), without decoding images."""
+    from ..data import dataset_entry
 
-        return list(CLASSES)
-    from ..data import load_dataset
-
-    return load_dataset(dataset, split="train").classes
+    return dataset_entry(dataset).classes()
 
 
-def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Optional[Sequence[str]] = None) -> tuple:
+def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+               class_ids: Optional[Sequence[Optional[str]]] = None, data_options: Optional[dict] = None) -> tuple:
     """Build the :class:`StorePlan` of a ``GenerateConfig``; returns ``(plan, generator, filters)``.
 
     Raises a one-line :class:`UserError` for an unknown strategy / filter / generator, a bad
@@ -100,17 +99,26 @@ def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Op
     if cfg.per_class < 1:
         raise UserError(f"per-class must be >= 1, got {cfg.per_class}")
     check_output(out)
-    classes = list(classes) if classes else classes_of(dataset)
+    if classes:
+        classes = list(classes)
+    elif dataset:
+        classes, class_ids = classes_of(dataset)
+    else:
+        raise UserError("say which classes to generate: a dataset (--dataset / data.dataset) or --classes")
     if not classes:
         raise UserError(f"dataset {dataset} has no classes")
     try:
-        prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, **cfg.prompt_options)
+        prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, class_ids=class_ids, **cfg.prompt_options)
     except TypeError as exc:  # an option the strategy does not take
         raise UserError(f"prompt strategy {strategy!r} does not take those options ({cfg.prompt_options}): {exc}") from None
     gen_spec = {"name": cfg.generator, "weights": cfg.model}
     if cfg.generator_options:
         gen_spec["options"] = dict(cfg.generator_options)
     generator = build_generator(gen_spec)
+    from ..models.small_clip import require_known_classes
+
+    require_known_classes(f"the {cfg.generator} generator", getattr(generator, "known_classes", None), classes,
+                          "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
     filter_specs = []
     for name in filter_names:
         options = dict(cfg.filter_options.get(name, {}))
@@ -125,8 +133,11 @@ def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Op
     strength = None
     if cfg.shots:
         from ..data import load_dataset
+        from ..data.images import conform_tensor
 
-        data = load_dataset(dataset, split="train")
+        if not dataset:
+            raise UserError("real-guided generation (shots) needs the real dataset; give --dataset / data.dataset")
+        data = load_dataset(dataset, split="train", **(data_options or {}))
         if list(data.classes) != classes:
             raise UserError(f"real-guided generation needs the dataset's own classes; {dataset} has {data.classes[:5]}...")
         try:
@@ -134,7 +145,11 @@ def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Op
         except ValueError as exc:
             raise UserError(f"shots={cfg.shots}: {exc}; use fewer shots") from None
         strength = cfg.strength if cfg.strength is not None else strength_for_shots(cfg.shots)
-        real = {"images": few.images.contiguous(), "ids": list(few.ids), "k": cfg.shots, "strength": strength}
+        init = few.take(torch.arange(len(few)))
+        shape = getattr(generator, "image_shape", None)
+        if shape is not None:  # the init images at the generator's own resolution and channels
+            init = conform_tensor(init, int(shape[0]), int(shape[1]))
+        real = {"images": init.contiguous(), "ids": list(few.ids), "k": cfg.shots, "strength": strength}
     elif cfg.strength is not None:
         raise UserError("strength is only for real-guided generation; add --shots K or drop --strength")
     settings = {"guidance": float(cfg.guidance), "steps": int(cfg.steps), "scheduler": cfg.scheduler, "batch_size": int(cfg.batch_size)}
@@ -164,13 +179,13 @@ def plan_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Op
     return plan, generator, filters
 
 
-def generate_store(cfg, out: str | Path, dataset: str = "fashion-mnist", classes: Optional[Sequence[str]] = None,
-                   num_cpus: Optional[int] = None) -> GenerateSummary:
+def generate_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+                   num_cpus: Optional[int] = None, data_options: Optional[dict] = None) -> GenerateSummary:
     """Make (or resume) the store of ``cfg`` (a ``GenerateConfig``) in ``out``; returns the summary."""
     from ..prompts import Prompt, describe_prompts
     from . import run_shards
 
-    plan, _generator, filters = plan_store(cfg, out, dataset=dataset, classes=classes)
+    plan, _generator, filters = plan_store(cfg, out, dataset=dataset, classes=classes, data_options=data_options)
     done = open_store(plan)
     shards = plan.shards()
     pending = [s for s in shards if not plan.is_done(s)]

@@ -103,6 +103,15 @@ class DiffusersGenerator:
                        "scheduler": scheduler, "pipeline": type(self.pipe).__name__, "height": height, "width": width,
                        "attention_slicing": attention_slicing}
 
+    @property
+    def image_shape(self) -> tuple:
+        """(3, H, W) of the images it makes: ``height`` / ``width`` or the pipeline's default resolution."""
+        unet = getattr(self.pipe, "unet", None) or getattr(self.pipe, "transformer", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None) or 64
+        sample = sample[0] if isinstance(sample, (list, tuple)) else sample
+        default = int(sample) * int(getattr(self.pipe, "vae_scale_factor", 8))
+        return (3, int(self.height or default), int(self.width or default))
+
     def _set_scheduler(self, scheduler: str) -> None:
         if scheduler not in SCHEDULER_CLASSES:
             raise UserError(f"unknown scheduler {scheduler!r} for diffusers; valid: {', '.join(SCHEDULER_CLASSES)}")

@@ -129,6 +129,8 @@ class EmbeddedGenerator:
         self._encoder = None
         c = unet.config["in_channels"]
         self.image_shape = tuple(self.meta.get("image_shape", [c, 28, 28]))
+        # the classes its captions covered (shipped weights: Fashion-MNIST's); None = no claim (tiny test models)
+        self.known_classes = sorted((self.meta.get("training") or {}).get("captions_per_class") or {}) or None
         self.config = {"generator": "embedded", "weights": source, "unet": unet.config, "schedule": schedule.config(),
                        "precision": precision, "parameters": sum(p.numel() for p in unet.parameters())}
 

@@ -4,6 +4,8 @@ Every classifier follows one contract (:class:`~synthclone.models.base.Classifie
 in [0, 1] shaped (N, C, H, W), normalises inside, and returns logits over its label space.
 """
 
+from typing import Optional
+
 import torch
 
 from ..registry import Registry
@@ -46,6 +48,27 @@ def clip_classifier(tower, classes, templates=None, trainable_head: bool = False
     excl = getattr(tower, "checkpoint_exclude", ())
     model.checkpoint_exclude = tuple(f"tower.{p}" for p in excl)
     return model
+
+
+def preferred_input_size(name: str) -> Optional[int]:
+    """The input size (pixels) a model name asks its data to be brought to, or None to keep the data's.
+
+    ``timm:NAME`` and ``open_clip:NAME``: the model's pretrained data config (timm's
+    ``pretrained_cfg["input_size"]``, read from metadata, no weights loaded); ``torchvision:NAME``:
+    224. Embedded nets and checkpoint folders adapt to the data (None).
+    """
+    if name.startswith("timm:"):
+        import timm
+
+        model = name.split(":", 1)[1].split("@")[0]
+        if not timm.is_model(model):
+            return None
+        cfg = timm.models.get_pretrained_cfg(model) if hasattr(timm.models, "get_pretrained_cfg") else None
+        size = getattr(cfg, "input_size", None) or (3, 224, 224)
+        return int(size[-1])
+    if name.startswith("torchvision:") or name.startswith("open_clip:"):
+        return 224
+    return None
 
 
 def load_any_model(name: str, classes=None, num_classes=None, in_chans=None, input_size=None,

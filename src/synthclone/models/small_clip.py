@@ -124,6 +124,8 @@ class SmallClip(nn.Module):
         templates = list(templates or DEFAULT_TEMPLATES)
         if not classes:
             raise UserError("zero-shot head: the class list is empty")
+        require_known_classes("the small CLIP", getattr(self, "known_classes", None), classes,
+                              "use a CLIP trained on them (an open_clip model) or drop the clip filter / CLIP arms")
         rows = []
         for c in classes:
             emb = self.encode_text([t.format(c) if "{}" in t else f"{t} {c}" for t in templates])
@@ -133,6 +135,17 @@ class SmallClip(nn.Module):
     def zero_shot_classifier(self, classes: Sequence[str], templates: Optional[Sequence[str]] = None) -> "ZeroShotClassifier":
         """A classifier (pixels [0, 1] -> logits over ``classes``) from class names and templates."""
         return ZeroShotClassifier(self, list(classes), self.zero_shot_head(classes, templates))
+
+
+def require_known_classes(component: str, known: Optional[Sequence[str]], classes: Sequence[str], fix: str) -> None:
+    """A one-line :class:`UserError` when ``component``, trained on the classes ``known`` (None: any),
+    is asked about classes it never saw."""
+    if known is None:
+        return
+    unknown = [c for c in classes if c not in set(known)]
+    if unknown:
+        raise UserError(f"{component} was trained on {len(known)} classes ({', '.join(list(known)[:4])}, ...) and does not "
+                        f"know {len(unknown)} of this dataset's classes ({', '.join(unknown[:3])}, ...); {fix}")
 
 
 class ZeroShotClassifier(nn.Module):
@@ -188,11 +201,14 @@ def _load_cached(path: str) -> SmallClip:
     if not p.is_file() or not meta.is_file():
         raise UserError(f"small CLIP weights {p} (with {meta.name}) not found; train them with 'synthclone pretrain clip'")
     try:
-        cfg = json.loads(meta.read_text())["model"]
-        clip = SmallClip(**cfg)
+        doc = json.loads(meta.read_text())
+        clip = SmallClip(**doc["model"])
         clip.load_state_dict(load_file(str(p)))
     except Exception as exc:  # bad JSON, config keys, safetensors header or tensor shapes: all one user error
         raise UserError(f"{p} is not a small-CLIP checkpoint matching {meta.name} ({type(exc).__name__})") from None
+    # the classes it learnt from (its training summary lists its zero-shot accuracy per class)
+    known = sorted((doc.get("training") or {}).get("zero_shot_test_per_class") or {})
+    clip.known_classes = known or None
     return clip.eval().requires_grad_(False)
 
 

@@ -36,7 +36,7 @@ def _ray_worker(config: Dict[str, Any]) -> None:
     from . import train_model
 
     kwargs = dict(config["kwargs"])
-    val = load_dataset(config["dataset"], split="val") if config.get("dataset") else None
+    val = load_dataset(config["dataset"], split="val", **(kwargs.get("data_options") or {})) if config.get("dataset") else None
     result = train_model(val_data=val, **kwargs)
     try:
         from ray import train as ray_train
