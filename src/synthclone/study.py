@@ -59,14 +59,20 @@ def _gen_stage_name(strategy: str) -> str:
 FEW_SHOT_STAGE = "generate-guided"
 
 
-def load_options(cfg) -> Dict[str, Any]:
-    """``load_dataset`` options of the study: the data section, with the image size the trained
-    model asks for when ``data.image_size`` is unset (a timm model's pretrained input size)."""
+def load_options(cfg, evaluation: bool = False) -> Dict[str, Any]:
+    """``load_dataset`` options of the study: the data section, with the input size (and, for the
+    validation and test splits, the centre-crop share) that the trained model's data config asks
+    for when ``data.image_size`` is unset (a timm model's pretrained config)."""
     from .data import data_options
-    from .models import preferred_input_size
+    from .models import model_data_config
 
-    size = cfg.data.image_size or preferred_input_size(cfg.train.model)
-    return data_options(cfg.data, **({"size": size} if size else {}))
+    model = model_data_config(cfg.train.model) or {}
+    extra: Dict[str, Any] = {}
+    if cfg.data.image_size or model.get("size"):
+        extra["size"] = cfg.data.image_size or model["size"]
+    if evaluation and model.get("crop_pct") and not cfg.data.image_size:
+        extra["crop_pct"] = model["crop_pct"]
+    return data_options(cfg.data, **extra)
 
 
 def ood_settings(cfg) -> Dict[str, List[str]]:
@@ -157,7 +163,7 @@ def _val_set(cfg):
     from .data import load_dataset
     from .training.engine import limit_val
 
-    val = load_dataset(cfg.data.dataset, split="val", **load_options(cfg))
+    val = load_dataset(cfg.data.dataset, split="val", **load_options(cfg, evaluation=True))
     return limit_val(val, cfg.data.val_limit, seed=0)
 
 
@@ -213,14 +219,13 @@ def bench_settings(cfg):
     unknown = sorted(set(cfg.bench.options) - known)
     if unknown:
         raise UserError(f"unknown bench.options {unknown}; valid: {', '.join(sorted(known - {'data', 'val', 'train', 'model_name'}))}")
-    opts = load_options(cfg)
-    train = load_dataset(cfg.data.dataset, split="train", **opts)
+    train = load_dataset(cfg.data.dataset, split="train", **load_options(cfg))
     if cfg.data.train_limit and cfg.data.train_limit < len(train):  # a fixed real subset for the Mahalanobis means
         from .training.engine import limit_val
 
         train = limit_val(train, cfg.data.train_limit, seed=0)
     settings = BenchSettings(
-        data=load_dataset(cfg.data.dataset, split="test", **opts),
+        data=load_dataset(cfg.data.dataset, split="test", **load_options(cfg, evaluation=True)),
         val=_val_set(cfg),
         train=train,
         **ood_settings(cfg),

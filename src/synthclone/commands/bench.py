@@ -148,11 +148,13 @@ def run(args) -> int:
     from ..progress import say
     from ..robustness import resolve_probes, run_probes, summarize
 
-    from ..models import preferred_input_size
+    from ..models import model_data_config
 
     probes = resolve_probes(args.probes)  # unknown probe names fail before anything loads
-    size = args.image_size or next((s for s in map(preferred_input_size, args.model) if s), None)
-    options = {k: v for k, v in {"size": size, "workers": args.workers,
+    wanted = next((c for c in map(model_data_config, args.model) if c), None) or {}
+    size = args.image_size or wanted.get("size")
+    crop = wanted.get("crop_pct") if not args.image_size else None
+    options = {k: v for k, v in {"size": size, "crop_pct": crop, "workers": args.workers,
                                  "skip_unreadable": args.skip_unreadable or None}.items() if v is not None}
     data = _load_data(args.data, "test", options)
     val = _load_data(args.val or args.data, "val", options)

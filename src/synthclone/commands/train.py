@@ -124,7 +124,7 @@ def run(args) -> int:
 
     distributed = init_from_env()
     try:
-        val = _val_split(dataset, kwargs["data_options"])
+        val = _val_split(dataset, _data_options(cfg, args, model, evaluation=True))
         kwargs["train_data"] = _resolve_data(data, dataset, seed, kwargs["data_options"])
         result = train_model(val_data=val, **kwargs)
         if world()[1] != 0:
@@ -138,12 +138,16 @@ def run(args) -> int:
     return _finish(args, dataset)
 
 
-def _data_options(cfg, args, model) -> dict:
+def _data_options(cfg, args, model, evaluation: bool = False) -> dict:
     from ..data import data_options
-    from ..models import preferred_input_size
+    from ..models import model_data_config
 
-    size = args.image_size or cfg.data.image_size or (preferred_input_size(model) if model else None)
-    return data_options(cfg.data, **({"size": size} if size else {}))
+    wanted = model_data_config(model) or {}
+    size = args.image_size or cfg.data.image_size or wanted.get("size")
+    extra = {"size": size} if size else {}
+    if evaluation and wanted.get("crop_pct") and not (args.image_size or cfg.data.image_size):
+        extra["crop_pct"] = wanted["crop_pct"]
+    return data_options(cfg.data, **extra)
 
 
 def _val_split(dataset: str, options: dict):
@@ -171,7 +175,8 @@ def _finish(args, dataset: str) -> int:
 
     cfg = load_config(args.config) if args.config else RunConfig()
     model_spec = args.model or cfg.train.model
-    test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, args, model_spec)), args.test_limit)
+    test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, args, model_spec, evaluation=True)),
+                     args.test_limit)
     model = load_any_model(args.out)
     acc = accuracy(model, test)
     out = Path(args.out) / "test_eval.json"

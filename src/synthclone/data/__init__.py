@@ -20,7 +20,7 @@ DATASETS: Registry = Registry("dataset")
 
 # options of load_dataset that every loader understands (the data section of the config)
 LOAD_OPTIONS = ("size", "channels", "val_fraction", "test_fraction", "skip_unreadable", "workers", "class_names",
-                "cache_bytes")
+                "cache_bytes", "crop_pct")
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def load_dataset(spec: str, split: str = "train", **options) -> ImageSet:
     A folder's splits follow its layout (``train/ val/ test/`` as given, ImageNet's ``train/ val/``
     with validation carved from train, or a flat folder carved in three; see
     :mod:`synthclone.data.folder`). ``options``: ``size``, ``channels``, ``val_fraction``,
-    ``test_fraction``, ``skip_unreadable``, ``workers``, ``class_names``, ``cache_bytes``.
+    ``test_fraction``, ``skip_unreadable``, ``workers``, ``class_names``, ``cache_bytes``, ``crop_pct``.
     """
     unknown = sorted(set(options) - set(LOAD_OPTIONS))
     if unknown:

@@ -183,6 +183,7 @@ def load_folder(
     skip_unreadable: bool = False,
     workers: Optional[int] = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    crop_pct: float = 1.0,
 ) -> ImageSet:
     """The images under ``root/<class>/`` as a file-backed :class:`ImageSet` (small ones cached).
 
@@ -199,6 +200,8 @@ def load_folder(
         skip_unreadable: leave unreadable files out (counted in ``skipped``) instead of failing.
         workers: DataLoader workers for decoding (None: the machine's cores).
         cache_bytes: decode the whole set into memory when its pixels take at most this many bytes.
+        crop_pct: the shorter side is resized to ``size / crop_pct`` before the centre crop (a
+            model's evaluation transform, e.g. 0.875 for a timm ResNet; 1 for training data).
     """
     root = Path(root)
     name_map = _read_name_map(class_names)
@@ -222,11 +225,19 @@ def load_folder(
             labels.append(index[name])
     if not paths:
         raise UserError(f"no images of {root} fall in this split; add images or change data.val_fraction / test_fraction")
-    first = root / paths[0]
-    probed_channels, probed_size = _probe_image(first)
-    channels = probed_channels if channels is None else channels
-    size = probed_size if size is None else size
-    pixels = FilePixels(root, paths, channels, size, skip_unreadable=skip_unreadable)
+    probed = None
+    for rel in paths[: 50 if skip_unreadable else 1]:  # the first readable image sets the defaults
+        try:
+            probed = _probe_image(root / rel)
+            break
+        except UserError:
+            if not skip_unreadable:
+                raise
+    if probed is None:
+        raise UserError(f"none of the first images under {root} can be read; check the folder")
+    channels = probed[0] if channels is None else channels
+    size = probed[1] if size is None else size
+    pixels = FilePixels(root, paths, channels, size, skip_unreadable=skip_unreadable, crop_pct=crop_pct)
     class_ids = [wnids.get(c) for c in classes] if wnids else None
     data = ImageSet(pixels, torch.tensor(labels, dtype=torch.long), list(classes), [id_prefix + p for p in paths],
                     name=str(root), meta={"root": str(root), "class_ids": class_ids} if class_ids else {"root": str(root)},

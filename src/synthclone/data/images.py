@@ -10,6 +10,7 @@ images.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,11 +168,15 @@ class FilePixels(Pixels):
     as one shape; an image already ``size`` x ``size`` is returned as it is.
     """
 
-    def __init__(self, root: str | Path, paths: Sequence[str], channels: int, size: int, skip_unreadable: bool = False):
+    def __init__(self, root: str | Path, paths: Sequence[str], channels: int, size: int, skip_unreadable: bool = False,
+                 crop_pct: float = 1.0):
         if channels not in (1, 3):
             raise UserError(f"channels must be 1 or 3, got {channels}")
+        if not 0 < crop_pct <= 1:
+            raise UserError(f"crop_pct must be in (0, 1], got {crop_pct}")
         self.root, self.paths = str(root), list(paths)
         self.channels, self.size, self.skip_unreadable = channels, int(size), skip_unreadable
+        self.crop_pct = float(crop_pct)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -190,7 +195,7 @@ class FilePixels(Pixels):
         try:
             with Image.open(path) as im:
                 im = im.convert("L" if self.channels == 1 else "RGB")
-                im = fit_square(im, self.size)
+                im = fit_square(im, self.size, self.crop_pct)
                 array = np.asarray(im, dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             if self.skip_unreadable:
@@ -201,15 +206,18 @@ class FilePixels(Pixels):
         return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def fit_square(im, size: int):
-    """A PIL image with its shorter side resized to ``size`` and centre-cropped to ``size`` x ``size``."""
+def fit_square(im, size: int, crop_pct: float = 1.0):
+    """A PIL image with its shorter side resized to ``size / crop_pct`` and centre-cropped to
+    ``size`` x ``size`` (timm's and torchvision's evaluation transform; ``crop_pct`` 1 keeps the
+    whole shorter side)."""
     from PIL import Image
 
     w, h = im.size
     if (w, h) == (size, size):
         return im
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    short = max(size, int(math.floor(size / crop_pct)))
+    scale = short / min(w, h)
+    nw, nh = max(short, round(w * scale)), max(short, round(h * scale))
     im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
     left, top = (nw - size) // 2, (nh - size) // 2
     return im.crop((left, top, left + size, top + size))
@@ -275,7 +283,7 @@ def conform(data: "ImageSet", channels: Optional[int] = None, size: Optional[int
     if isinstance(p, TensorPixels):
         pixels: Pixels = TensorPixels(conform_tensor(p.images, channels, size))
     elif isinstance(p, FilePixels):
-        pixels = FilePixels(p.root, p.paths, channels, size, p.skip_unreadable)
+        pixels = FilePixels(p.root, p.paths, channels, size, p.skip_unreadable, p.crop_pct)
     else:
         pixels = ConformPixels(p, channels, size)
     out = data.like(pixels, data.labels, list(data.ids))

@@ -4,7 +4,7 @@ Every classifier follows one contract (:class:`~synthclone.models.base.Classifie
 in [0, 1] shaped (N, C, H, W), normalises inside, and returns logits over its label space.
 """
 
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -50,24 +50,31 @@ def clip_classifier(tower, classes, templates=None, trainable_head: bool = False
     return model
 
 
-def preferred_input_size(name: str) -> Optional[int]:
-    """The input size (pixels) a model name asks its data to be brought to, or None to keep the data's.
+def model_data_config(name: Optional[str]) -> Optional[Dict[str, float]]:
+    """``{"size", "crop_pct"}``: how a model name asks its data to be read, or None to keep the data's.
 
-    ``timm:NAME`` and ``open_clip:NAME``: the model's pretrained data config (timm's
-    ``pretrained_cfg["input_size"]``, read from metadata, no weights loaded); ``torchvision:NAME``:
-    224. Embedded nets and checkpoint folders adapt to the data (None).
+    ``timm:NAME``: the model's pretrained data config (``input_size`` and ``crop_pct`` of timm's
+    ``pretrained_cfg``: metadata, no weights loaded); ``torchvision:NAME``: 224 px, crop 0.875
+    (resize 256, centre crop 224, torchvision's ImageNet evaluation); ``open_clip:NAME``: 224 px,
+    crop 1.0 (open_clip resizes the shorter side to 224 and centre-crops). Embedded nets and
+    checkpoint folders adapt to the data (None). Training data is read at ``size`` with crop 1.0;
+    ``crop_pct`` is for evaluation splits.
     """
+    if not name:
+        return None
     if name.startswith("timm:"):
         import timm
 
         model = name.split(":", 1)[1].split("@")[0]
         if not timm.is_model(model):
             return None
-        cfg = timm.models.get_pretrained_cfg(model) if hasattr(timm.models, "get_pretrained_cfg") else None
+        cfg = timm.models.get_pretrained_cfg(model)
         size = getattr(cfg, "input_size", None) or (3, 224, 224)
-        return int(size[-1])
-    if name.startswith("torchvision:") or name.startswith("open_clip:"):
-        return 224
+        return {"size": int(size[-1]), "crop_pct": float(getattr(cfg, "crop_pct", None) or 0.875)}
+    if name.startswith("torchvision:"):
+        return {"size": 224, "crop_pct": 0.875}
+    if name.startswith("open_clip:"):
+        return {"size": 224, "crop_pct": 1.0}
     return None
 
 

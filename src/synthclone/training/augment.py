@@ -34,16 +34,10 @@ def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 2, flip: bool = Tr
     return x
 
 
-def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
-                 jitter: float = 0.4, flip: bool = True) -> torch.Tensor:
-    """One SimCLR-style view per image: random resized crop, flip, brightness/contrast jitter.
-
-    (Colour jitter reduces to brightness/contrast for grayscale data; RGB input also gets a random
-    grayscale conversion with p=0.2.) Returns float (N, C, H, W) in [0, 1].
-    """
+def _random_resized_crop(x: torch.Tensor, g: torch.Generator, scale, ratio, flip: bool) -> torch.Tensor:
+    """A random crop of area ``scale`` and aspect ``ratio`` per image, resized back to (H, W) (bilinear),
+    then (with ``flip``) a random horizontal flip; one batched ``grid_sample``."""
     n, c, h, w = x.shape
-    if n == 0:
-        return x
     area = torch.empty(n).uniform_(scale[0], scale[1], generator=g)
     logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
     r = logr.exp()
@@ -58,7 +52,33 @@ def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3
     theta[:, 1, 1] = sh
     theta[:, 1, 2] = ty
     grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def random_resized_crop_flip(x: torch.Tensor, g: torch.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                             flip: bool = True) -> torch.Tensor:
+    """The ImageNet training augmentation (torchvision / timm ``RandomResizedCrop`` + flip) on a batch.
+
+    Defaults are torchvision's (scale (0.08, 1), ratio (3/4, 4/3)). The crop is taken from the
+    decoded image (shorter side at the model's input size, centre square), not from the original
+    file, so it never reaches the strips a centre crop removed. ``x``: float (N, C, H, W) in [0, 1].
+    """
+    if x.shape[0] == 0:
+        return x
+    return _random_resized_crop(x, g, scale, ratio, flip).clamp_(0, 1)
+
+
+def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
+                 jitter: float = 0.4, flip: bool = True) -> torch.Tensor:
+    """One SimCLR-style view per image: random resized crop, flip, brightness/contrast jitter.
+
+    (Colour jitter reduces to brightness/contrast for grayscale data; RGB input also gets a random
+    grayscale conversion with p=0.2.) Returns float (N, C, H, W) in [0, 1].
+    """
+    n, c, h, w = x.shape
+    if n == 0:
+        return x
+    out = _random_resized_crop(x, g, scale, ratio, flip)
     b = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
     k = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
     mean = out.mean(dim=(1, 2, 3), keepdim=True)

@@ -32,7 +32,7 @@ from ..models import load_any_model
 from ..models.base import Classifier
 from ..models.checkpoint import load_checkpoint, set_recipe
 from . import REGIMES
-from .augment import crop_flip, simclr_views
+from .augment import crop_flip, random_resized_crop_flip, simclr_views
 from .engine import Batch, Settings, Task, TrainResult, fit
 
 # the learning rate each regime uses when none is given
@@ -73,14 +73,25 @@ def _ce(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.
     return F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=smoothing)
 
 
-def _augment(ctx: Context, default: str = "crop-flip"):
+# below this image side the small-image augmentation (pad 2 + crop, flip) is the standard; at and
+# above it (and for timm / torchvision / open_clip models at any size) ImageNet's random resized crop
+SMALL_IMAGE_SIDE = 64
+
+
+def _augment(ctx: Context, default: str = "auto"):
+    """The training augmentation: ``auto`` (by image size and model), ``crop-flip``, ``rrc-flip`` or ``none``."""
     kind = ctx.options.get("augment", default)
     if kind in (None, "none"):
         return None
+    flip = bool(ctx.options.get("flip", True))
+    if kind == "auto":
+        external = ctx.model.split(":", 1)[0] in ("timm", "torchvision", "open_clip")
+        kind = "rrc-flip" if external or min(ctx.train.data.shape[1:]) >= SMALL_IMAGE_SIDE else "crop-flip"
     if kind == "crop-flip":
-        flip = bool(ctx.options.get("flip", True))
         return lambda x, g: crop_flip(x, g, pad=2, flip=flip)
-    raise UserError(f"unknown augmentation {kind!r}; valid: crop-flip, none")
+    if kind == "rrc-flip":
+        return lambda x, g: random_resized_crop_flip(x, g, flip=flip)
+    raise UserError(f"unknown augmentation {kind!r}; valid: auto, crop-flip, rrc-flip, none")
 
 
 # ----------------------------------------------------------------------------------- supervised
