@@ -61,3 +61,20 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     md = md_path.read_text()
     assert "| model | acc |" in md and "../grid.png" in md
     assert html_path.read_text() == page
+
+
+def test_set_grid_reads_only_the_images_it_shows(tmp_path):
+    from PIL import Image
+
+    from synthclone.data.folder import load_folder
+    from synthclone.report.grids import set_grid
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    on_disk = load_folder(tmp_path, cache_bytes=0)  # .images raises on this set
+    held = load_folder(tmp_path)
+    grid = set_grid(on_disk, per_class=4)
+    assert np.array_equal(np.asarray(grid), np.asarray(class_grid(held.images, held.labels, held.classes, per_class=4)))

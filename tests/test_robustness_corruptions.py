@@ -97,3 +97,25 @@ def test_corruption_cache_gives_the_same_images_as_a_fresh_run():
     assert torch.equal(first, fresh)
     other = C.cached_corrupt_set(images, ids, "gaussian_noise", 3, BenchSettings(seed=4))
     assert not torch.equal(first, other)  # the seed is part of the key
+
+
+def test_corruption_cache_keeps_what_a_scan_will_ask_for_again(monkeypatch):
+    from synthclone.robustness import corruptions as C
+    from synthclone.robustness.core import BenchSettings
+
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    ids = [f"x{i}" for i in range(8)]
+    cell = 8 * 28 * 28 * 4
+    monkeypatch.setattr(C, "_CACHE_LIMIT", int(2.5 * cell))
+    C._CACHE.clear()
+    settings = BenchSettings(seed=0)
+    scan = [("gaussian_noise", 1), ("gaussian_noise", 2), ("gaussian_noise", 3)]
+    first = [C.cached_corrupt_set(images, ids, n, s, settings) for n, s in scan]
+    again = [C.cached_corrupt_set(images, ids, n, s, settings) for n, s in scan]
+    # the cells that fitted are still there for the second model; the one that did not is recomputed
+    assert [a is f for a, f in zip(again, first)] == [True, True, False]
+    assert torch.equal(again[2], first[2])
+    # another image set's cell evicts this set's least recently used cell to get in
+    C.cached_corrupt_set(images, [f"y{i}" for i in range(8)], "contrast", 1, settings)
+    assert [(k[1], k[2]) for k in C._CACHE] == [("gaussian_noise", 2), ("contrast", 1)]
+    C._CACHE.clear()

@@ -17,7 +17,7 @@ from . import plots
 from .document import Document, Figure, Heading, Paragraph, Table, write
 from .findings import COLUMNS as FINDING_COLUMNS
 from .findings import evaluate_claims
-from .grids import class_grid, make_grid, save_png
+from .grids import make_grid, save_png, set_grid
 
 MAIN_COLUMNS = [
     ("clean_acc", "clean acc"), ("ece", "ECE"), ("ts_ece", "ECE (T-scaled)"), ("corruption_acc", "corruption acc"),
@@ -90,7 +90,7 @@ def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8) -> Li
         if not name.startswith("generate-") or "store" not in out:
             continue
         store = load_store(out["store"], kept_only=True)
-        grid = class_grid(store.images, store.labels, store.classes, per_class=per_class)
+        grid = set_grid(store, per_class=per_class)  # decodes only the images shown
         path = save_png(grid, folder / "figures" / f"samples-{name[len('generate-'):]}.png")
         figures.append(Figure(path, f"{name}: first {per_class} kept images per class ({len(store)} kept of {out.get('made', '?')})"))
     return figures

@@ -41,8 +41,19 @@ def make_grid(images: torch.Tensor, rows: int, scale: int = 2, pad: int = 1,
     return img
 
 
+def first_per_class(labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
+    """Positions (int64) of the first ``per_class`` samples of each class, class by class."""
+    return torch.cat([torch.nonzero(labels == k).flatten()[:per_class] for k in range(num_classes)])
+
+
+def set_grid(data, per_class: int = 8, scale: int = 2) -> Image.Image:
+    """:func:`class_grid` of an :class:`~synthclone.data.images.ImageSet`: reads only the images it shows."""
+    idx = first_per_class(data.labels, data.num_classes, per_class)
+    return class_grid(data.take(idx), data.labels[idx], data.classes, per_class=per_class, scale=scale)
+
+
 def class_grid(images: torch.Tensor, labels: torch.Tensor, classes: List[str], per_class: int = 8, scale: int = 2) -> Image.Image:
-    """One row per class with up to ``per_class`` of its images (first ones in order)."""
+    """One row per class with up to ``per_class`` of its images (first ones in order); images uint8 (N, C, H, W)."""
     picks, names = [], []
     for k, name in enumerate(classes):
         idx = torch.nonzero(labels == k).flatten()[:per_class]

@@ -5,7 +5,8 @@ seen through :class:`~.core.ModelAdapter` (pixels in [0, 1] of the data's shape 
 data's classes out), ``data`` the evaluation :class:`~synthclone.data.images.ImageSet` and
 ``settings`` a :class:`~.core.BenchSettings`. :func:`run_probes` runs a list of them;
 :func:`summarize` turns the rows into headline numbers. Every table, plot and finding is computed
-from the rows alone.
+from the rows alone. Probes read the data in batches (:func:`~.core.predict` streams an ImageSet),
+so a file-backed evaluation set is never held in memory whole (see :mod:`.core`).
 
 Row schema (one row per sample per condition; ``rows.parquet`` of ``synthclone bench``):
 

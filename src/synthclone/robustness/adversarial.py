@@ -13,16 +13,16 @@ position in that attack's epsilon sweep, extra = {eps, norm, steps, step_size, r
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, UserError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, cpu_chunk, predict, rows_from_logits, take
+from .core import BenchSettings, cpu_chunk, limited, predict, predicted_rows
 
 
 def _grad(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -129,11 +129,40 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = 
     return adversary.run_standard_evaluation(x, y, bs=len(x))
 
 
+ATTACKS = ("fgsm", "pgd_linf", "pgd_l2", "autoattack")
+
+
+def attacked_batches(model, data, attack: str, eps: float, g: torch.Generator,
+                     settings: BenchSettings) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """Stream ``(adversarial float (B, C, H, W) in [0, 1], index (B,))`` over ``data``, ``settings.batch_size`` at a time.
+
+    The generator ``g`` (PGD's random starts) runs on from one batch to the next.
+    """
+    for images, idx in data.batches(settings.batch_size):
+        x = images.float().div(255.0).to(settings.device)
+        y = data.labels[idx].to(settings.device)
+        if attack == "fgsm":
+            yield fgsm(model, x, y, eps), idx
+        elif attack in ("pgd_linf", "pgd_l2"):
+            yield pgd(model, x, y, eps, "linf" if attack == "pgd_linf" else "l2", settings.pgd_steps,
+                      settings.pgd_step_ratio * eps / settings.pgd_steps, settings.pgd_random_start,
+                      settings.pgd_restarts, g), idx
+        else:
+            yield autoattack(model, x, y, eps, "Linf", settings.seed), idx
+
+
 @PROBES.register("adversarial")
 def adversarial_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """FGSM and PGD (L-inf, L2) robust accuracy over an epsilon sweep; AutoAttack optionally."""
-    subset = take(data, settings.adversarial_limit, settings.generator("adversarial-subset"))
+    """FGSM and PGD (L-inf, L2) robust accuracy over an epsilon sweep; AutoAttack optionally.
+
+    With ``adversarial_limit`` the attacked subset is decoded once into memory; without one the
+    set is streamed, attacked and predicted batch by batch (the same images either way).
+    """
+    subset = limited(data, settings.adversarial_limit, settings.generator("adversarial-subset"))
     attacks = list(settings.attacks) + (["autoattack"] if settings.autoattack and "autoattack" not in settings.attacks else [])
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown:
+        raise UserError(f"unknown attack {unknown[0]!r}; valid: {', '.join(ATTACKS)}")
     jobs = []
     for attack in attacks:
         eps_list = settings.l2_epsilons if attack == "pgd_l2" else settings.epsilons
@@ -142,28 +171,10 @@ def adversarial_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     frames = []
     for attack, sev, eps in progress(jobs, desc="adversarial"):
         g = settings.generator("adversarial", attack, eps)
-        advs = []
-        for i in range(0, len(subset), settings.batch_size):
-            x = subset.images[i:i + settings.batch_size].float().div(255.0).to(settings.device)
-            y = subset.labels[i:i + settings.batch_size].to(settings.device)
-            if attack == "fgsm":
-                advs.append(fgsm(model, x, y, eps))
-            elif attack in ("pgd_linf", "pgd_l2"):
-                advs.append(pgd(model, x, y, eps, "linf" if attack == "pgd_linf" else "l2", settings.pgd_steps,
-                                settings.pgd_step_ratio * eps / settings.pgd_steps, settings.pgd_random_start,
-                                settings.pgd_restarts, g))
-            elif attack == "autoattack":
-                advs.append(autoattack(model, x, y, eps, "Linf", settings.seed))
-            else:
-                from ..errors import UserError
-
-                raise UserError(f"unknown attack {attack!r}; valid: fgsm, pgd_linf, pgd_l2, autoattack")
-        x_adv = torch.cat(advs)
-        logits = predict(model, x_adv, settings.batch_size, settings.device)
+        p = predict(model, attacked_batches(model, subset, attack, eps, g, settings), settings.batch_size, settings.device)
         norm = "l2" if attack == "pgd_l2" else "linf"
         steps = 1 if attack == "fgsm" else settings.pgd_steps
         extra = {"eps": eps, "norm": norm, "steps": steps, "restarts": 1 if attack == "fgsm" else settings.pgd_restarts,
                  "step_size": eps if attack == "fgsm" else settings.pgd_step_ratio * eps / settings.pgd_steps}
-        frames.append(rows_from_logits(settings.model_name, "adversarial", attack, sev, subset.ids, subset.labels,
-                                       logits, extra=extra))
+        frames.append(predicted_rows(settings.model_name, "adversarial", attack, sev, subset, p, extra=extra))
     return pd.concat(frames, ignore_index=True)

@@ -20,31 +20,40 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import torch
 
 from ..errors import UserError
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, predict, rows_from_logits, take
+from .core import (BenchSettings, ModelAdapter, blocks, gather, limited, open_folder, predict, predicted_rows,
+                   rows_from_logits, take)
 from .stimuli import composite, foreground_mask, procedural_textures, wallpaper
 
 IN9_VARIANTS = ["original", "mixed_same", "mixed_rand", "only_fg", "no_fg"]
 
 
-def build_backgrounds(data, g: torch.Generator) -> dict:
-    """Variant -> (float images (N, C, H, W) in [0, 1], background classes (N,)) for ``data``."""
-    n, k = len(data), data.num_classes
-    x = data.float()
+def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = None) -> dict:
+    """Variant -> (float images (N, C, H, W) in [0, 1], background classes (N,)) for samples ``index`` of ``data``.
+
+    ``index`` (default: every sample) picks the objects; the wallpapers come from any image of
+    ``data`` of the wanted class. Only the objects and the 2N wallpaper sources are read
+    (:func:`~.core.gather`).
+    """
+    index = torch.arange(len(data)) if index is None else torch.as_tensor(index, dtype=torch.long)
+    n, k = len(index), data.num_classes
+    x = gather(data, index).float().div(255.0)
+    labels = data.labels[index]
     by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
 
     def pick(classes):
         return torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in classes.tolist()])
 
-    same_cls = data.labels
-    rand_cls = (data.labels + torch.randint(1, k, (n,), generator=g)) % k
-    bg_same = wallpaper(x[pick(same_cls)], g)
-    bg_rand = wallpaper(x[pick(rand_cls)], g)
+    same_cls = labels
+    rand_cls = (labels + torch.randint(1, k, (n,), generator=g)) % k
+    bg_same = wallpaper(gather(data, pick(same_cls)).float().div(255.0), g)
+    bg_rand = wallpaper(gather(data, pick(rand_cls)).float().div(255.0), g)
     textures = procedural_textures(n, x.shape[1], x.shape[-1], g)[..., : x.shape[-2], : x.shape[-1]] * 0.6
     mask = foreground_mask(x)
     none = torch.full((n,), -1)
@@ -61,38 +70,49 @@ def _in9_class(folder: str) -> str:
     return re.sub(r"^\d+_", "", folder).replace("_", " ")
 
 
+def _in9_rows(model, settings: BenchSettings, workers: Optional[int]) -> pd.DataFrame:
+    root = Path(settings.imagenet9_root)
+    variants = [v for v in IN9_VARIANTS if (root / v).is_dir()]
+    if not variants:
+        raise UserError(f"{root} holds none of the ImageNet-9 variants {IN9_VARIANTS}; pass the bg_challenge folder")
+    raw = getattr(model, "model", model)
+    spec = getattr(raw, "spec", None)
+    frames = []
+    for v in variants:
+        folder = root / v / "val" if (root / v / "val").is_dir() else root / v
+        names = {p.name: _in9_class(p.name) for p in folder.iterdir() if p.is_dir()}
+        sset = open_folder(folder, spec.in_chans if spec else 3, spec.input_size[-1] if spec else None, workers,
+                           class_names=names)
+        sset = take(sset, settings.background_limit, settings.generator("in9", v))
+        groups = None
+        if spec is not None and spec.num_classes == 1000:
+            from .label_maps import groups_for
+
+            groups = groups_for("imagenet9", sset.classes)
+        adapter = ModelAdapter(raw, sset.classes, groups)
+        p = predict(adapter, sset, settings.batch_size, settings.device)
+        frames.append(predicted_rows(settings.model_name, "background", v, 0, sset, p, extra={"background_class": -1}))
+    return pd.concat(frames, ignore_index=True)
+
+
 @PROBES.register("background")
 def background_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """Object vs background reliance: mixed_same / mixed_rand / no_fg ... (ImageNet-9 folders or built)."""
-    frames = []
+    """Object vs background reliance: mixed_same / mixed_rand / no_fg ... (ImageNet-9 folders or built).
+
+    The folders are streamed. The built variants are made from ``background_limit`` images
+    decoded once into memory, or, without a limit, from the whole set in blocks of ``batch_size``
+    (:func:`~.core.blocks`); rows come variant by variant either way.
+    """
     if settings.imagenet9_root:
-        from ..data.folder import load_folder
-
-        root = Path(settings.imagenet9_root)
-        variants = [v for v in IN9_VARIANTS if (root / v).is_dir()]
-        if not variants:
-            raise UserError(f"{root} holds none of the ImageNet-9 variants {IN9_VARIANTS}; pass the bg_challenge folder")
-        raw = getattr(model, "model", model)
-        spec = getattr(raw, "spec", None)
-        for v in variants:
-            folder = root / v / "val" if (root / v / "val").is_dir() else root / v
-            names = {p.name: _in9_class(p.name) for p in folder.iterdir() if p.is_dir()}
-            sset = load_folder(folder, size=spec.input_size[-1] if spec else None, channels=spec.in_chans if spec else 3,
-                               class_names=names)
-            sset = take(sset, settings.background_limit, settings.generator("in9", v))
-            groups = None
-            if spec is not None and spec.num_classes == 1000:
-                from .label_maps import groups_for
-
-                groups = groups_for("imagenet9", sset.classes)
-            adapter = ModelAdapter(raw, sset.classes, groups)
-            logits = predict(adapter, sset.images, settings.batch_size, settings.device)
-            frames.append(rows_from_logits(settings.model_name, "background", v, 0, sset.ids, sset.labels, logits,
-                                           extra={"background_class": -1}))
-        return pd.concat(frames, ignore_index=True)
-    subset = take(data, settings.background_limit, settings.generator("background-subset"))
-    for variant, (x, bg_cls) in build_backgrounds(subset, settings.generator("backgrounds")).items():
-        logits = predict(model, x, settings.batch_size, settings.device)
-        frames.append(rows_from_logits(settings.model_name, "background", variant, 0, subset.ids, subset.labels, logits,
-                                       extra=[{"background_class": int(b)} for b in bg_cls.tolist()]))
-    return pd.concat(frames, ignore_index=True)
+        return _in9_rows(model, settings, data.workers)
+    subset = limited(data, settings.background_limit, settings.generator("background-subset"))
+    g = settings.generator("backgrounds")
+    frames = {}
+    for block in blocks(len(subset), settings.background_limit, settings.batch_size):
+        index = torch.tensor(block)
+        for variant, (x, bg_cls) in build_backgrounds(subset, g, index).items():
+            logits = predict(model, x, settings.batch_size, settings.device).logits
+            frames.setdefault(variant, []).append(rows_from_logits(
+                settings.model_name, "background", variant, 0, [subset.ids[i] for i in block], subset.labels[index],
+                logits, extra=[{"background_class": int(b)} for b in bg_cls.tolist()]))
+    return pd.concat([f for variant in frames.values() for f in variant], ignore_index=True)

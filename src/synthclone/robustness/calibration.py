@@ -25,16 +25,17 @@ MAX_CLASSES_WITH_PROBS = 100
 
 @PROBES.register("calibration")
 def calibration_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """ECE/MCE/NLL/Brier/adaptive/class-wise ECE before and after temperature scaling (fit on val)."""
-    logits = predict(model, data.images, settings.batch_size, settings.device)
-    labels = data.labels
-    ids = list(data.ids)
+    """ECE/MCE/NLL/Brier/adaptive/class-wise ECE before and after temperature scaling (fit on val).
+
+    The evaluation and validation sets are streamed; only their logits (N, K) are held."""
+    p = predict(model, data, settings.batch_size, settings.device)
+    logits, labels, ids = p.logits, p.labels(data), p.ids(data)
     if settings.val is not None:
-        val_logits = predict(model, settings.val.images, settings.batch_size, settings.device)
-        val_labels, fit_on = settings.val.labels, f"val:{settings.val.name}"
+        v = predict(model, settings.val, settings.batch_size, settings.device)
+        val_logits, val_labels, fit_on = v.logits, v.labels(settings.val), f"val:{settings.val.name}"
     else:
-        perm = torch.randperm(len(data), generator=settings.generator("calibration-split"))
-        n_fit = max(1, len(data) // 5)
+        perm = torch.randperm(len(ids), generator=settings.generator("calibration-split"))
+        n_fit = max(1, len(ids) // 5)
         fit, keep = perm[:n_fit], perm[n_fit:].sort().values
         val_logits, val_labels, fit_on = logits[fit], labels[fit], "20% of the evaluation set (no val split)"
         logits, labels, ids = logits[keep], labels[keep], [ids[i] for i in keep.tolist()]

@@ -12,19 +12,25 @@ Rows: condition ``uncommon=<k>``; extra = {"uncommon": [attributes]}.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional, Tuple
 
-import numpy as np
 import pandas as pd
 import torch
 
+from ..data.images import FilePixels, ImageSet
 from ..errors import UserError
 from . import PROBES
 from .core import BenchSettings, ModelAdapter, predict, rows_from_logits
 
 
-def load_focus(root, size=None, channels=3):
-    """(images uint8 (N, C, H, W), labels, classes, ids, uncommon counts, attribute lists)."""
-    from ..data.folder import _read
+def load_focus(root, size: Optional[int] = None, channels: int = 3,
+               workers: Optional[int] = None) -> Tuple[ImageSet, List[int], List[List[str]]]:
+    """(file-backed images with labels and classes, uncommon count per image, uncommon attributes per image).
+
+    Ids are the ``path`` column; images are decoded at ``channels`` x ``size`` x ``size`` when read
+    (``size`` None: the first image's shorter side).
+    """
+    from ..data.folder import _probe_image
 
     root = Path(root)
     table_path = root / "annotations.csv"
@@ -42,27 +48,30 @@ def load_focus(root, size=None, channels=3):
     attrs = [[c[len("uncommon_"):] for c in flags if int(r[c])] for _, r in table.iterrows()] if flags else [[] for _ in range(len(table))]
     classes = sorted(table["class"].astype(str).unique())
     index = {c: i for i, c in enumerate(classes)}
-    arrays = [_read(root / p, "RGB" if channels == 3 else "L", size) for p in table["path"]]
-    images = torch.from_numpy(np.stack(arrays))
-    labels = torch.tensor([index[str(c)] for c in table["class"]])
-    return images, labels, classes, list(table["path"].astype(str)), counts.tolist(), attrs
+    paths = list(table["path"].astype(str))
+    if size is None:
+        size = _probe_image(root / paths[0])[1]
+    images = ImageSet(FilePixels(root, paths, channels, size), torch.tensor([index[str(c)] for c in table["class"]]),
+                      classes, paths, name=str(root), workers=workers)
+    return images, counts.tolist(), attrs
 
 
 @PROBES.register("context")
 def context_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """Accuracy by number of uncommon attributes on a FOCUS-style folder (optional; needs focus_folder)."""
+    """Accuracy by number of uncommon attributes on a FOCUS-style folder (optional; needs focus_folder); streamed."""
     if not settings.focus_folder:
         raise UserError("the context probe needs a FOCUS-style folder: --option focus_folder='\"DIR\"'")
     raw = getattr(model, "model", model)
     spec = getattr(raw, "spec", None)
-    images, labels, classes, ids, counts, attrs = load_focus(
-        settings.focus_folder, size=spec.input_size[-1] if spec else None, channels=spec.in_chans if spec else 3)
-    adapter = ModelAdapter(raw, classes, None)
-    logits = predict(adapter, images, settings.batch_size, settings.device)
+    focus, counts, attrs = load_focus(settings.focus_folder, size=spec.input_size[-1] if spec else None,
+                                      channels=spec.in_chans if spec else 3, workers=data.workers)
+    adapter = ModelAdapter(raw, focus.classes, None)
+    p = predict(adapter, focus, settings.batch_size, settings.device)
+    counts_t = torch.tensor(counts)[p.index]
     frames = []
-    counts_t = torch.tensor(counts)
-    for k in sorted(set(counts)):
+    for k in sorted(set(counts_t.tolist())):
         sel = torch.nonzero(counts_t == k).flatten()
-        frames.append(rows_from_logits(settings.model_name, "context", f"uncommon={k}", 0, [ids[i] for i in sel.tolist()],
-                                       labels[sel], logits[sel], extra=[{"uncommon": attrs[i]} for i in sel.tolist()]))
+        rows = p.index[sel].tolist()
+        frames.append(rows_from_logits(settings.model_name, "context", f"uncommon={k}", 0, [focus.ids[i] for i in rows],
+                                       focus.labels[rows], p.logits[sel], extra=[{"uncommon": attrs[i]} for i in rows]))
     return pd.concat(frames, ignore_index=True)

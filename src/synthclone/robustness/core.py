@@ -1,11 +1,17 @@
-"""What every probe shares: the row schema, settings, the model adapter and batched prediction."""
+"""What every probe shares: the row schema, settings, the model adapter and batched prediction.
+
+Probes read pixels in batches: :func:`predict` streams an :class:`ImageSet` (file-backed sets are
+decoded in DataLoader workers), and nothing here materialises a whole evaluation set. A probe with a
+size cap (``*_limit``) may decode its capped subset into memory (:func:`limited`); without a cap it
+streams, and what it builds (corrupted, attacked or composited images) is built batch by batch.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -13,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.images import ImageSet
+from ..data.images import ImageSet, conform
 from ..errors import UserError
 
 COLUMNS = ["model", "probe", "condition", "severity", "sample_id", "label", "prediction", "confidence",
@@ -27,7 +33,9 @@ DTYPES = {"model": "string", "probe": "string", "condition": "string", "severity
 class BenchSettings:
     """Everything a probe may read. Defaults are the embedded world's (Fashion-MNIST test set).
 
-    Sizes (``*_limit``) cap how many samples a probe uses; ``None`` means all of them.
+    Sizes (``*_limit``) cap how many samples a probe uses; ``None`` means all of them. A capped
+    subset is decoded into memory once (its size bounds the memory); an uncapped probe streams the
+    set batch by batch (``batch_size`` images), so memory does not grow with the set.
     """
 
     data: Optional[ImageSet] = None           # evaluation set (test split)
@@ -92,11 +100,65 @@ def _min(a: Optional[int], b: Optional[int]) -> Optional[int]:
 
 
 def take(data: ImageSet, n: Optional[int], g: torch.Generator) -> ImageSet:
-    """A random subset of ``n`` samples (all of ``data`` when ``n`` is None or larger), in index order."""
+    """A random subset of ``n`` samples (all of ``data`` when ``n`` is None or larger), in index order.
+
+    File-backed sets stay file-backed (the subset is a view)."""
     if n is None or n >= len(data):
         return data
     idx = torch.randperm(len(data), generator=g)[:n].sort().values
     return data.subset(idx)
+
+
+def limited(data: ImageSet, limit: Optional[int], g: torch.Generator) -> ImageSet:
+    """What a probe with a size cap works on: :func:`take` of ``limit`` samples, decoded into memory.
+
+    The cap bounds the memory, and the probe then reads the same pixels once per condition without
+    decoding them again. Without a cap (None) the set is returned as it is, to be streamed.
+    Unreadable files that the set skips are left out of the decoded subset.
+    """
+    subset = take(data, limit, g)
+    return subset if limit is None else subset.cached()
+
+
+def blocks(n: int, limit: Optional[int], batch_size: int) -> List[range]:
+    """How a probe builds ``n`` random stimuli: at once when a cap bounds ``n``, else in blocks of ``batch_size``.
+
+    The blocks are built one after another from one generator, so their content depends on
+    ``batch_size`` but never on how the data is stored, and memory holds one block.
+    """
+    step = n if limit is not None else max(1, int(batch_size))
+    return [range(i, min(n, i + step)) for i in range(0, n, max(1, step))]
+
+
+def gather(data: ImageSet, index: torch.Tensor) -> torch.Tensor:
+    """uint8 (len(index), C, H, W): the images at ``index`` (repeats allowed).
+
+    In-memory sets are indexed; file-backed ones decode each distinct image once, in DataLoader
+    workers. An unreadable image is a :class:`UserError` naming it, even where the set skips
+    unreadable files: the caller asked for that very image.
+    """
+    index = torch.as_tensor(index, dtype=torch.long)
+    if data.in_memory:
+        return data.take(index)
+    unique, inverse = torch.unique(index, return_inverse=True)
+    part = data.subset(unique).cached()
+    if len(part) != len(unique):
+        missing = sorted(set(data.ids[i] for i in unique.tolist()) - set(part.ids))
+        raise UserError(f"cannot read image {missing[0]} of {data.name or 'the data'} ({len(missing)} unreadable); "
+                        "delete or replace the file, or give the probe a limit (its subset leaves unreadable files out)")
+    return part.images[inverse]
+
+
+def open_folder(folder, channels: Optional[int], size: Optional[int], workers: Optional[int] = None,
+                **options) -> ImageSet:
+    """An ImageFolder as a file-backed set brought to ``channels`` x ``size`` x ``size`` with :func:`conform`.
+
+    Nothing is decoded here: each image is decoded at that shape when a probe reads it (None
+    keeps the folder's own channels or size). ``options`` go to ``load_folder`` (``class_names``).
+    """
+    from ..data.folder import load_folder
+
+    return conform(load_folder(folder, cache_bytes=0, workers=workers, **options), channels, size)
 
 
 class ModelAdapter(nn.Module):
@@ -201,24 +263,103 @@ def cpu_chunk(images: torch.Tensor, batch_size: Optional[int] = None, device: st
     return min(limit, max(8, 2 ** 16 // max(1, images[0].numel())))
 
 
+Batches = Iterable[Tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Predictions:
+    """What :func:`predict` returns.
+
+    Attributes:
+        logits: float32 (N, K), one row per predicted sample.
+        index: int64 (N,), each row's position in the input (a set that skips unreadable files
+            predicts fewer samples than it has: pick labels and ids with this, never by position).
+        features: float32 (N, D) penultimate features when asked for, else None.
+    """
+
+    logits: torch.Tensor
+    index: torch.Tensor
+    features: Optional[torch.Tensor] = None
+
+    def ids(self, data: ImageSet) -> List[str]:
+        """The sample ids of the predicted rows of ``data``."""
+        return [data.ids[i] for i in self.index.tolist()]
+
+    def labels(self, data: ImageSet) -> torch.Tensor:
+        """The labels (N,) of the predicted rows of ``data``."""
+        return data.labels[self.index]
+
+
+def _input_batches(data: Union[ImageSet, torch.Tensor, Batches], batch_size: int) -> Iterator[tuple]:
+    if isinstance(data, ImageSet):
+        return iter(data.batches(batch_size))
+    if isinstance(data, torch.Tensor):
+        return iter([(data, torch.arange(len(data)))])
+    return iter(data)
+
+
+def rechunk(batches: Batches, batch_size: Optional[int], device: str) -> Iterator[tuple]:
+    """Re-cut a stream of ``(images (B, C, H, W), index (B,))`` into forward passes of :func:`cpu_chunk` images.
+
+    The passes start at every multiple of the chunk size over the whole stream, whatever the
+    batches were, so a set predicts exactly as the one tensor of its images would. Holds at most
+    one batch plus one chunk.
+    """
+    step, held, count = None, [], 0
+    for x, idx in batches:
+        if step is None:
+            step = cpu_chunk(x, batch_size, device)
+        start = 0
+        while start < len(x):
+            n = min(step - count, len(x) - start)
+            held.append((x[start:start + n], idx[start:start + n]))
+            start, count = start + n, count + n
+            if count == step:
+                yield _joined(held)
+                held, count = [], 0
+    if held:
+        yield _joined(held)
+
+
+def _joined(pieces: list) -> tuple:
+    if len(pieces) == 1:
+        return pieces[0]
+    return torch.cat([x for x, _ in pieces]), torch.cat([i for _, i in pieces])
+
+
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, device: str = "cpu",
-            features: bool = False):
-    """Logits (N, K) of ``images`` (uint8 (N, C, H, W) or float in [0, 1]); with ``features``, also (N, D)."""
+def predict(model: nn.Module, data: Union[ImageSet, torch.Tensor, Batches], batch_size: int = 256,
+            device: str = "cpu", features: bool = False) -> Predictions:
+    """Logits of every sample of ``data``, read batch by batch; with ``features``, also (N, D) features.
+
+    Args:
+        data: an :class:`ImageSet` (streamed with :meth:`ImageSet.batches`, file-backed sets decoded in
+            DataLoader workers), a tensor (N, C, H, W), or an iterable of ``(images, index)``
+            batches (a probe's corrupted or attacked images). Images are uint8 in [0, 255] or float
+            in [0, 1].
+        batch_size: images read per batch, and the most per forward pass (:func:`cpu_chunk`).
+    """
     model.eval()
-    outs, feats = [], []
-    step = cpu_chunk(images, batch_size, device)
-    for i in range(0, len(images), step):
-        x = images[i:i + step]
+    outs, feats, kept = [], [], []
+    for x, idx in rechunk(_input_batches(data, batch_size), batch_size, device):
         x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
         x = x.to(device)
         outs.append(model(x).float().cpu())
         if features:
             feats.append(model.features(x).float().cpu())
+        kept.append(idx)
     logits = torch.cat(outs) if outs else torch.zeros(0, 0)
+    index = torch.cat(kept) if kept else torch.zeros(0, dtype=torch.long)
     if features:
-        return logits, (torch.cat(feats) if feats else torch.zeros(0, 0))
-    return logits
+        return Predictions(logits, index, torch.cat(feats) if feats else torch.zeros(0, 0))
+    return Predictions(logits, index)
+
+
+def predicted_rows(model_name: str, probe: str, condition: str, severity: int, data: ImageSet, p: Predictions,
+                   score=None, extra=None) -> pd.DataFrame:
+    """:func:`rows_from_logits` for the samples of ``data`` that ``p`` predicted."""
+    return rows_from_logits(model_name, probe, condition, severity, p.ids(data), p.labels(data), p.logits,
+                            score=score, extra=extra)
 
 
 def rows_from_logits(model_name: str, probe: str, condition: str, severity: int, ids: Sequence[str],

@@ -2,8 +2,12 @@
 
 Each cell is its own computation: the images are corrupted with a generator seeded from
 (seed, corruption, severity) and scored on their own — no running average across cells. With
+``settings.corruption_limit`` the cells are made from that many images decoded once into memory
+(:func:`~.core.limited`); with no limit every cell streams the set, corrupting and predicting one
+batch at a time, so memory holds a batch whatever the set's size. Both give the same images: the
+corruption runs batch by batch over ``settings.batch_size`` images either way. With
 ``settings.corruption_folder`` the cells are read from a precomputed ImageNet-C style tree
-``<root>/<corruption>/<severity>/<class>/<image>`` instead of being generated.
+``<root>/<corruption>/<severity>/<class>/<image>`` instead of being generated (streamed too).
 
 Rows: condition = corruption name, severity 1..5, extra = {"source": "generated"|"folder"}.
 """
@@ -14,7 +18,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import pandas as pd
 import torch
@@ -22,7 +26,7 @@ import torch
 from ..errors import UserError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, predict, rows_from_logits, take
+from .core import BenchSettings, ModelAdapter, limited, open_folder, predict, predicted_rows, take
 from .corruption_ops import corrupt, corruption_names, empty_output
 
 
@@ -37,9 +41,28 @@ def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generat
     return out
 
 
+def corrupted_batches(data, name: str, severity: int, settings: BenchSettings) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    """Stream cell (``name``, ``severity``) of ``data``: ``(float (B, C, H, W) in [0, 1], index (B,))``.
+
+    The same images as :func:`corrupt_set` over the whole set with the cell's generator: the
+    batches are ``settings.batch_size`` images and the generator runs on from one to the next.
+    """
+    g = settings.generator("corruption", name, int(severity))
+    for images, idx in data.batches(settings.batch_size):
+        yield corrupt(images.float().div(255.0), name, int(severity), g), idx
+
+
 # Corrupted images depend on the images, the corruption, the severity and the seed — not on the
 # model — so benchmarking many models in one process (``synthclone run``) corrupts each cell once.
-# The cache holds at most SYNTHCLONE_CORRUPTION_CACHE_MB (default 512) of float images.
+#
+# What it holds: whole cells of a capped subset (``corruption_limit``), which is in memory anyway,
+# at most SYNTHCLONE_CORRUPTION_CACHE_MB (default 512) of float images. Streamed cells (no cap,
+# e.g. a file-backed set of any size) are never held: a cache smaller than the stream would only
+# ever evict each batch before the next model asks for it. Every model benchmarks the cells in the
+# same order, so when all of a subset's cells do not fit, the cells of that subset already held
+# stay and the rest are computed each time (evicting the oldest to admit the newest would evict
+# each cell just before it is asked for again, and nothing would ever hit); cells of other subsets
+# are evicted first, oldest first.
 _CACHE: "OrderedDict[Tuple, torch.Tensor]" = OrderedDict()
 _CACHE_LIMIT = int(os.environ.get("SYNTHCLONE_CORRUPTION_CACHE_MB", "512")) * 2**20
 
@@ -59,16 +82,18 @@ def cached_corrupt_set(images: torch.Tensor, ids: List[str], name: str, severity
     g = settings.generator("corruption", name, int(severity))
     x = corrupt_set(images, name, int(severity), g, settings.batch_size)
     size = x.numel() * x.element_size()
-    if size <= _CACHE_LIMIT:
-        while _CACHE and _cache_bytes() + size > _CACHE_LIMIT:
-            _CACHE.popitem(last=False)
+    if size > _CACHE_LIMIT:
+        return x
+    for other in [k for k in _CACHE if k[0] != digest]:  # oldest first
+        if _cache_bytes() + size <= _CACHE_LIMIT:
+            break
+        del _CACHE[other]
+    if _cache_bytes() + size <= _CACHE_LIMIT:
         _CACHE[key] = x
     return x
 
 
 def _folder_rows(model, data, settings: BenchSettings) -> List[pd.DataFrame]:
-    from ..data.folder import load_folder
-
     root = Path(settings.corruption_folder)
     if not root.is_dir():
         raise UserError(f"corruption folder {root} does not exist; lay it out as <root>/<corruption>/<severity>/<class>/<image>")
@@ -78,13 +103,13 @@ def _folder_rows(model, data, settings: BenchSettings) -> List[pd.DataFrame]:
     if not cells:
         raise UserError(f"corruption folder {root} has no <corruption>/<severity>/ sub-folders")
     raw = getattr(model, "model", model)
+    c, h, _ = data.shape
     for name, sev in progress(cells, desc="corruptions (folder)"):
-        cell = load_folder(root / name / str(sev), size=data.shape[-1], channels=data.shape[0])
+        cell = open_folder(root / name / str(sev), c, h, data.workers)
         cell = take(cell, settings.corruption_limit, settings.generator("corruption-folder", name, sev))
         adapter = ModelAdapter(raw, cell.classes, settings.label_groups if cell.classes == data.classes else None)
-        logits = predict(adapter, cell.images, settings.batch_size, settings.device)
-        frames.append(rows_from_logits(settings.model_name, "corruptions", name, sev, cell.ids, cell.labels, logits,
-                                       extra={"source": "folder"}))
+        p = predict(adapter, cell, settings.batch_size, settings.device)
+        frames.append(predicted_rows(settings.model_name, "corruptions", name, sev, cell, p, extra={"source": "folder"}))
     return frames
 
 
@@ -93,13 +118,16 @@ def corruptions_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     """ImageNet-C's 15 + 4 extra corruptions at severities 1-5, accuracy per cell (or a precomputed folder)."""
     if settings.corruption_folder:
         return pd.concat(_folder_rows(model, data, settings), ignore_index=True)
-    subset = take(data, settings.corruption_limit, settings.generator("corruption-subset"))
+    subset = limited(data, settings.corruption_limit, settings.generator("corruption-subset"))
     names = corruption_names(settings.corruptions)
     cells = [(n, s) for n in names for s in settings.severities]
     frames = []
     for name, sev in progress(cells, desc="corruptions"):
-        x = cached_corrupt_set(subset.images, subset.ids, name, int(sev), settings)
-        logits = predict(model, x, settings.batch_size, settings.device)
-        frames.append(rows_from_logits(settings.model_name, "corruptions", name, int(sev), subset.ids, subset.labels,
-                                       logits, extra={"source": "generated"}))
+        if settings.corruption_limit is None:
+            p = predict(model, corrupted_batches(subset, name, int(sev), settings), settings.batch_size, settings.device)
+        else:
+            x = cached_corrupt_set(subset.images, subset.ids, name, int(sev), settings)
+            p = predict(model, x, settings.batch_size, settings.device)
+        frames.append(predicted_rows(settings.model_name, "corruptions", name, int(sev), subset, p,
+                                     extra={"source": "generated"}))
     return pd.concat(frames, ignore_index=True)

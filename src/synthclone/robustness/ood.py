@@ -6,9 +6,15 @@ free energy at T = 1), ``entropy`` (minus the predictive entropy) and ``mahalano
 smallest class-conditional Mahalanobis distance of the penultimate features with a shared
 covariance fitted on ``settings.train`` or ``settings.val``; only where the model has ``features()``).
 
-Embedded OOD sets: ``digits`` (scikit-learn's real handwritten digits), ``textures`` (procedural
-textures, :func:`.stimuli.procedural_textures`), ``uniform_noise`` and ``gaussian_noise``
-(N(0.5, 0.25) clipped); any ImageFolder path in ``settings.ood_folders`` at full scale.
+OOD sets (``settings.ood_sets``), every one brought to the evaluation data's channels and size:
+generated ``textures`` (procedural textures, :func:`.stimuli.procedural_textures`),
+``uniform_noise`` and ``gaussian_noise`` (N(0.5, 0.25) clipped), made at that shape; any registered
+dataset by name (``digits``: scikit-learn's real handwritten digits), its test split converted with
+:func:`~synthclone.data.images.conform`; and any ImageFolder path in ``settings.ood_folders``,
+decoded at that shape. Each set has ``ood_limit`` images (default: as many as the evaluation set).
+The evaluation set and the Mahalanobis fit are streamed; a set cut by ``ood_limit`` is decoded
+once into memory, an uncut one streamed, and the generated ones are made at once under a limit
+and in blocks of ``batch_size`` without one.
 
 Rows: condition ``"<set>:<score>"`` with set ``id`` for the in-distribution test images; score =
 the OOD score; extra = {"set", "method", "in_distribution"}.
@@ -17,14 +23,15 @@ the OOD score; extra = {"set", "method", "in_distribution"}.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pandas as pd
 import torch
 
+from ..data.images import ImageSet, conform
 from ..errors import UserError
 from . import PROBES
-from .core import BenchSettings, predict, rows_from_logits, take
+from .core import BenchSettings, blocks, open_folder, predict, rows_from_logits, take
 from .stimuli import procedural_textures
 
 METHODS = ["msp", "max_logit", "energy", "entropy", "mahalanobis"]
@@ -59,32 +66,57 @@ class Mahalanobis:
         return -dist.min(1).values
 
 
-def ood_sets(data, settings: BenchSettings) -> Dict[str, torch.Tensor]:
-    """Name -> uint8 images (N, C, H, W) shaped like ``data``."""
+GENERATED: Dict[str, Callable[[int, tuple, torch.Generator], torch.Tensor]] = {
+    "textures": lambda n, shape, g: procedural_textures(n, shape[0], shape[1], g)[..., :shape[1], :shape[2]],
+    "uniform_noise": lambda n, shape, g: torch.rand(n, *shape, generator=g),
+    "gaussian_noise": lambda n, shape, g: (torch.randn(n, *shape, generator=g) * 0.25 + 0.5).clamp(0, 1),
+}
+
+
+class GeneratedSet:
+    """``n`` images of a generated OOD set, made when read: iterating yields ``(uint8 (B, C, H, W), index (B,))``.
+
+    Made at once under ``ood_limit``, else in blocks of ``batch_size`` (:func:`~.core.blocks`),
+    from the set's own generator every time it is read.
+    """
+
+    def __init__(self, name: str, n: int, shape: tuple, settings: BenchSettings):
+        self.name, self.n, self.shape, self.settings = name, n, tuple(shape), settings
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        s = self.settings
+        g = s.generator("ood", self.name)
+        for block in blocks(self.n, s.ood_limit, s.batch_size):
+            yield (GENERATED[self.name](len(block), self.shape, g) * 255).round().to(torch.uint8), torch.tensor(block)
+
+
+def ood_sets(data: ImageSet, settings: BenchSettings) -> Dict[str, ImageSet | GeneratedSet]:
+    """Name -> OOD set shaped like ``data`` (an :class:`ImageSet`, whose labels go unused, or a :class:`GeneratedSet`)."""
+    from ..data import DATASETS, load_dataset
+
     c, h, w = data.shape
     n = settings.ood_limit or len(data)
-    out: Dict[str, torch.Tensor] = {}
-    for name in settings.ood_sets:
-        g = settings.generator("ood", name)
-        if name == "digits":
-            from ..data import load_dataset
 
-            digits = load_dataset("digits", size=h, channels=c)
-            out[name] = take(digits, n, g).images
-        elif name == "textures":
-            out[name] = (procedural_textures(n, c, h, g)[..., :h, :w] * 255).round().to(torch.uint8)
-        elif name == "uniform_noise":
-            out[name] = (torch.rand(n, c, h, w, generator=g) * 255).round().to(torch.uint8)
-        elif name == "gaussian_noise":
-            out[name] = ((torch.randn(n, c, h, w, generator=g) * 0.25 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    def cut(images: ImageSet, g: torch.Generator) -> ImageSet:
+        # a set cut by ood_limit is decoded once here; an uncut one is streamed when scored
+        sub = take(images, n, g)
+        return sub.cached() if settings.ood_limit is not None else sub
+
+    out: Dict[str, ImageSet | GeneratedSet] = {}
+    for name in settings.ood_sets:
+        if name in GENERATED:
+            out[name] = GeneratedSet(name, n, (c, h, w), settings)
+        elif name in DATASETS:
+            out[name] = cut(conform(load_dataset(name, split="test"), c, h), settings.generator("ood", name))
         else:
-            raise UserError(f"unknown OOD set {name!r}; valid: digits, textures, uniform_noise, gaussian_noise "
+            raise UserError(f"unknown OOD set {name!r}; valid: {', '.join(list(GENERATED) + DATASETS.names())} "
                             "(or give folders with --ood-folder)")
     for folder in settings.ood_folders:
-        from ..data.folder import load_folder
-
-        fset = load_folder(folder, size=h, channels=c)
-        out[f"folder:{Path(folder).name}"] = take(fset, n, settings.generator("ood-folder", folder)).images
+        out[f"folder:{Path(folder).name}"] = cut(open_folder(folder, c, h, data.workers),
+                                                 settings.generator("ood-folder", folder))
     return out
 
 
@@ -94,30 +126,29 @@ def _mahalanobis(model, data, settings: BenchSettings) -> Optional[Mahalanobis]:
         return None
     fit = take(fit, 5000, settings.generator("mahalanobis-fit"))
     try:
-        _, feats = predict(model, fit.images, settings.batch_size, settings.device, features=True)
+        p = predict(model, fit, settings.batch_size, settings.device, features=True)
     except AttributeError:
         return None
-    return Mahalanobis(feats, fit.labels, data.num_classes)
+    return Mahalanobis(p.features, p.labels(fit), data.num_classes)
 
 
 @PROBES.register("ood")
 def ood_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     """MSP / max-logit / energy / entropy / Mahalanobis scores on the test set and OOD sets."""
     maha = _mahalanobis(model, data, settings)
-    sets: List = [("id", data.images, data.ids, data.labels)]
-    for name, images in ood_sets(data, settings).items():
-        sets.append((name, images, [f"{name}/{i}" for i in range(len(images))], torch.full((len(images),), -1)))
+    sets: List[tuple] = [("id", data)] + list(ood_sets(data, settings).items())
     frames = []
-    for name, images, ids, labels in sets:
-        if maha is not None:
-            logits, feats = predict(model, images, settings.batch_size, settings.device, features=True)
+    for name, images in sets:
+        p = predict(model, images, settings.batch_size, settings.device, features=maha is not None)
+        if name == "id":
+            ids, labels = p.ids(data), p.labels(data)
         else:
-            logits, feats = predict(model, images, settings.batch_size, settings.device), None
-        scores = logit_scores(logits)
+            ids, labels = [f"{name}/{i}" for i in p.index.tolist()], torch.full((len(p.index),), -1)
+        scores = logit_scores(p.logits)
         if maha is not None:
-            scores["mahalanobis"] = maha.score(feats)
+            scores["mahalanobis"] = maha.score(p.features)
         for method, s in scores.items():
-            frames.append(rows_from_logits(settings.model_name, "ood", f"{name}:{method}", 0, ids, labels, logits,
+            frames.append(rows_from_logits(settings.model_name, "ood", f"{name}:{method}", 0, ids, labels, p.logits,
                                            score=s.numpy(), extra={"set": name, "method": method,
                                                                    "in_distribution": name == "id"}))
     return pd.concat(frames, ignore_index=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -23,70 +23,87 @@ import torch
 from ..data.images import ImageSet
 from ..errors import UserError
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, predict, rows_from_logits
+from .core import BenchSettings, ModelAdapter, blocks, gather, predict, rows_from_logits
 from .stimuli import cue_conflict
 
 
 def build_cue_conflict(data: ImageSet, n: int, g: torch.Generator) -> tuple:
-    """``n`` stimuli from ``data``: (images uint8 (n, C, H, W), shape labels (n,), texture labels (n,), ids)."""
+    """``n`` stimuli from ``data``: (images uint8 (n, C, H, W), shape labels (n,), texture labels (n,), ids).
+
+    Only the 2n images the stimuli are made of are read (:func:`~.core.gather`).
+    """
     k = data.num_classes
     shape_idx = torch.randint(0, len(data), (n,), generator=g)
     shape_lab = data.labels[shape_idx]
     texture_lab = (shape_lab + torch.randint(1, k, (n,), generator=g)) % k  # any other class, uniformly
     by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
     texture_idx = torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in texture_lab.tolist()])
-    x = cue_conflict(data.float()[shape_idx], data.float()[texture_idx], g)
-    images = (x * 255).round().to(torch.uint8)
+    shapes = gather(data, shape_idx).float().div(255.0)
+    textures = gather(data, texture_idx).float().div(255.0)
+    images = (cue_conflict(shapes, textures, g) * 255).round().to(torch.uint8)
     ids = [f"{data.ids[a]}|{data.ids[b]}" for a, b in zip(shape_idx.tolist(), texture_idx.tolist())]
     return images, shape_lab, texture_lab, ids
 
 
-def load_cue_conflict(root, size=None, channels=3) -> tuple:
-    """The standard cue-conflict folder: (images, shape labels, texture labels, ids, classes)."""
-    from ..data.folder import _read, list_images
+def load_cue_conflict(root, size: Optional[int] = None, channels: int = 3,
+                      workers: Optional[int] = None) -> Tuple[ImageSet, torch.Tensor]:
+    """The standard cue-conflict folder, file-backed: (stimuli with labels = shape classes, texture labels (N,)).
 
-    folders, files = list_images(Path(root))
-    classes = list(folders)
-    index = {c: i for i, c in enumerate(classes)}
-    arrays, shapes, textures, ids = [], [], [], []
-    for folder, paths in zip(folders, files):
-        for p in paths:
-            m = re.match(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+$", p.stem)
-            if not m or m["texture"] not in index:
-                raise UserError(f"cue-conflict file {p} is not named <shape>N-<texture>M.png with known classes")
-            arrays.append(_read(p, "RGB" if channels == 3 else "L", size))
-            shapes.append(index[folder])
-            textures.append(index[m["texture"]])
-            ids.append(str(p.relative_to(root)))
-    images = torch.from_numpy(np.stack(arrays))
-    return images, torch.tensor(shapes), torch.tensor(textures), ids, classes
+    Files are ``<root>/<shape>/<shape>N-<texture>M.png``; ids are their paths relative to ``root``.
+    """
+    from ..data.folder import load_folder
+
+    stimuli = load_folder(root, size=size, channels=channels, cache_bytes=0, workers=workers)
+    index = {c: i for i, c in enumerate(stimuli.classes)}
+    textures = []
+    for rel in stimuli.ids:
+        m = re.match(r"^(?P<shape>[a-z]+)\d+-(?P<texture>[a-z]+)\d+$", Path(rel).stem)
+        if not m or m["texture"] not in index:
+            raise UserError(f"cue-conflict file {Path(root) / rel} is not named <shape>N-<texture>M.png with known classes")
+        textures.append(index[m["texture"]])
+    return stimuli, torch.tensor(textures)
+
+
+def _rows(settings: BenchSettings, ids, shape_lab: torch.Tensor, texture_lab: torch.Tensor, logits) -> pd.DataFrame:
+    extra = [{"shape": int(s), "texture": int(t)} for s, t in zip(shape_lab.tolist(), texture_lab.tolist())]
+    return rows_from_logits(settings.model_name, "shape-bias", "cue_conflict", 0, ids, shape_lab, logits, extra=extra)
+
+
+def _folder_rows(model, settings: BenchSettings, workers: Optional[int]) -> pd.DataFrame:
+    raw = getattr(model, "model", model)
+    spec = getattr(raw, "spec", None)
+    stimuli, texture_lab = load_cue_conflict(settings.cue_conflict_folder, size=None,
+                                             channels=spec.in_chans if spec is not None else 3, workers=workers)
+    groups = None
+    if spec is not None and spec.num_classes == 1000:
+        from .label_maps import groups_for
+
+        groups = groups_for("imagenet16", stimuli.classes)
+    adapter = ModelAdapter(raw, stimuli.classes, groups)
+    if settings.shape_limit is not None and len(stimuli) > settings.shape_limit:
+        keep = torch.randperm(len(stimuli), generator=settings.generator("shape-subset"))[:settings.shape_limit].sort().values
+        stimuli, texture_lab = stimuli.subset(keep), texture_lab[keep]
+    p = predict(adapter, stimuli, settings.batch_size, settings.device)
+    return _rows(settings, p.ids(stimuli), p.labels(stimuli), texture_lab[p.index], p.logits)
 
 
 @PROBES.register("shape-bias")
 def shape_bias_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """Cue-conflict stimuli (embedded builder or the 16-class folder); shape vs texture decisions."""
-    adapter = model
-    if settings.cue_conflict_folder:
-        raw = getattr(model, "model", model)
-        spec = getattr(raw, "spec", None)
-        images, shape_lab, texture_lab, ids, classes = load_cue_conflict(
-            settings.cue_conflict_folder, size=None, channels=spec.in_chans if spec is not None else 3)
-        groups = None
-        if spec is not None and spec.num_classes == 1000:
-            from .label_maps import groups_for
+    """Cue-conflict stimuli (embedded builder or the 16-class folder); shape vs texture decisions.
 
-            groups = groups_for("imagenet16", classes)
-        adapter = ModelAdapter(raw, classes, groups)
-        if settings.shape_limit is not None and len(ids) > settings.shape_limit:
-            keep = torch.randperm(len(ids), generator=settings.generator("shape-subset"))[:settings.shape_limit].sort().values
-            images, shape_lab, texture_lab = images[keep], shape_lab[keep], texture_lab[keep]
-            ids = [ids[i] for i in keep.tolist()]
-    else:
-        n = settings.shape_limit or len(data)
-        images, shape_lab, texture_lab, ids = build_cue_conflict(data, n, settings.generator("cue-conflict"))
-    logits = predict(adapter, images, settings.batch_size, settings.device)
-    extra = [{"shape": int(s), "texture": int(t)} for s, t in zip(shape_lab.tolist(), texture_lab.tolist())]
-    return rows_from_logits(settings.model_name, "shape-bias", "cue_conflict", 0, ids, shape_lab, logits, extra=extra)
+    The folder is streamed. The builder makes ``shape_limit`` stimuli at once, or, without a
+    limit, one per evaluation image in blocks of ``batch_size`` (:func:`~.core.blocks`).
+    """
+    if settings.cue_conflict_folder:
+        return _folder_rows(model, settings, data.workers)
+    limit = settings.shape_limit or None
+    g = settings.generator("cue-conflict")
+    frames = []
+    for block in blocks(limit or len(data), limit, settings.batch_size):
+        images, shape_lab, texture_lab, ids = build_cue_conflict(data, len(block), g)
+        logits = predict(model, images, settings.batch_size, settings.device).logits
+        frames.append(_rows(settings, ids, shape_lab, texture_lab, logits))
+    return pd.concat(frames, ignore_index=True)
 
 
 def shape_bias_metrics(prediction, shape, texture) -> Dict[str, float]:
