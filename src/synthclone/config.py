@@ -101,6 +101,13 @@ class StudyConfig(Section):
     ssl_epochs: Optional[int] = Field(None, ge=1, description="epochs of self-supervised pre-training (default: train.epochs)")
 
 
+class ClipConfig(Section):
+    """The CLIP model of every CLIP step: the CLIP filter, the zero-shot arm and classifier tuning."""
+
+    model: str = Field("small_clip", description="small_clip (the shipped small CLIP: Fashion-MNIST's classes only), "
+                                                 "small_clip:tiny (random weights, smoke tests) or a small-CLIP weights path")
+
+
 class ReportConfig(Section):
     formats: List[Literal["html", "md"]] = Field(default_factory=lambda: ["html", "md"])
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -119,6 +126,7 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     study: StudyConfig = Field(default_factory=StudyConfig)
+    clip: ClipConfig = Field(default_factory=ClipConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
 

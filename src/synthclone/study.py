@@ -85,6 +85,26 @@ def ood_settings(cfg) -> Dict[str, List[str]]:
     return {"ood_sets": sets, "ood_folders": [n for n in named if n not in DATASETS]}
 
 
+def clip_filter_options(cfg) -> Dict[str, Dict[str, Any]]:
+    """``generate.filter_options`` with the CLIP filter's model taken from ``clip.model`` (unless set there)."""
+    from .errors import UserError
+
+    options = {k: dict(v) for k, v in cfg.generate.filter_options.items()}
+    if "clip" not in cfg.generate.filter or {"weights", "tiny"} & set(options.get("clip", {})):
+        return options
+    model = cfg.clip.model
+    if model == "small_clip":
+        return options
+    if model == "small_clip:tiny":
+        options.setdefault("clip", {})["tiny"] = True
+    elif ":" not in model:
+        options.setdefault("clip", {})["weights"] = model
+    else:
+        raise UserError(f"clip.model {model!r} cannot drive the CLIP filter yet; use small_clip weights or drop "
+                        "'clip' from generate.filter")
+    return options
+
+
 def _store_path(outputs: Dict[str, Any], stage: str) -> str:
     return outputs[stage]["store"]
 
@@ -146,7 +166,8 @@ def _generate_fn(cfg, strategy: str, shots: int = 0):
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .distributed.generation import generate_store
 
-        gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots})
+        gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots,
+                                                  "filter_options": clip_filter_options(cfg)})
         summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg))
         for line in summary.lines()[:3]:
             say(f"  {line}")
@@ -187,6 +208,16 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     raise ValueError(kind)
 
 
+def _arm_model(cfg, m: ArmModel) -> Optional[str]:
+    """The model name an arm trains: ``train.model`` (supervised), ``clip.model`` (classifier tuning),
+    else the regime's default."""
+    if m.regime == "supervised":
+        return cfg.train.model
+    if m.regime == "classifier-tuning":
+        return cfg.clip.model
+    return None
+
+
 def _train_fn(cfg, m: ArmModel):
     def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .training import train_model
@@ -196,7 +227,7 @@ def _train_fn(cfg, m: ArmModel):
         if init:
             options["init"] = inputs[f"train-{init}"]["checkpoint"]
         result = train_model(
-            m.regime, _train_data(cfg, m, inputs), _val_set(cfg), None if m.regime != "supervised" else cfg.train.model,
+            m.regime, _train_data(cfg, m, inputs), _val_set(cfg), _arm_model(cfg, m),
             folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
             lr=cfg.train.lr if m.regime == "supervised" else None, seed=m.seed, weight_decay=cfg.train.weight_decay,
             precision=cfg.train.precision, dataset=cfg.data.dataset, data_options=load_options(cfg), **options,
@@ -246,7 +277,7 @@ def _bench_fn(cfg, m: ArmModel):
 
         if m.regime is None:
             classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
-            model = load_any_model("small_clip", classes=classes)
+            model = load_any_model(cfg.clip.model, classes=classes)
         else:
             model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])
         rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
@@ -285,7 +316,8 @@ def build_stages(cfg) -> List[Stage]:
 
     stages = [data_stage(cfg)]
     weights = shipped_weights_fingerprint()
-    gcfg = {**cfg.generate.model_dump(), "shipped_weights": weights}
+    gcfg = {**cfg.generate.model_dump(), "shipped_weights": weights, "clip": cfg.clip.model_dump(),
+            "load": load_options(cfg)}
     models = plan_models(cfg)
     wanted = {need for m in models for need in m.needs}
     for strat in cfg.generate.prompts:
@@ -297,7 +329,7 @@ def build_stages(cfg) -> List[Stage]:
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
                              "dataset": cfg.data.dataset}, []))
     train_cfg = {**cfg.train.model_dump(), "data": cfg.data.model_dump(), "study": cfg.study.model_dump(),
-                 "shipped_weights": weights}
+                 "shipped_weights": weights, "clip": cfg.clip.model_dump()}
     for m in models:
         if m.regime is None:
             continue
@@ -305,7 +337,8 @@ def build_stages(cfg) -> List[Stage]:
         if "init_model" in m.options:
             needs.append(f"train-{m.options['init_model']}")
         stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs}, needs))
-    bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights}
+    bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights,
+                 "clip": cfg.clip.model_dump()}
     for m in models:
         needs = [] if m.regime is None else [f"train-{m.name}"]
         stages.append(Stage(f"bench-{m.name}", _bench_fn(cfg, m), {**bench_cfg, "arm": m.tags()}, needs))
@@ -326,6 +359,39 @@ def finished_outputs(cfg, run_dir: Path) -> Dict[str, Any]:
         if marker.is_file():
             outputs[stage.name] = json.loads(marker.read_text())["outputs"]
     return outputs
+
+
+def _weights_classes(weights: Path, key: str) -> Optional[List[str]]:
+    """The classes a shipped-style weights file's JSON sidecar says the model learnt (None: no claim)."""
+    meta = weights.with_suffix(".json") if weights.suffix else weights
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return sorted((doc.get("training") or {}).get(key) or {}) or None
+
+
+def _check_embedded_models(cfg) -> None:
+    """The embedded generator and the small CLIP only know the classes they were trained on: a
+    study on other classes fails here, before anything runs, naming the setting to change."""
+    from .data import dataset_entry
+    from .models.small_clip import require_known_classes
+    from .paths import WEIGHTS_DIR
+
+    classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
+    if cfg.generate.generator == "embedded" and cfg.generate.model != "tiny":
+        path = Path(cfg.generate.model) if cfg.generate.model else WEIGHTS_DIR / "generator.safetensors"
+        path = path / "generator.safetensors" if path.is_dir() else path
+        require_known_classes("the embedded generator", _weights_classes(path, "captions_per_class"), classes,
+                              "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
+    clip_arms = {"zero-shot", "classifier-tuning"} & set(cfg.study.arms)
+    model = cfg.clip.model
+    if (clip_arms or "clip" in cfg.generate.filter) and model != "small_clip:tiny" and ":" not in model:
+        path = WEIGHTS_DIR / "small_clip.safetensors" if model == "small_clip" else Path(model)
+        path = path / "small_clip.safetensors" if path.is_dir() else path
+        require_known_classes("the small CLIP", _weights_classes(path, "zero_shot_test_per_class"), classes,
+                              "set clip.model to a CLIP trained on them, or drop the zero-shot and classifier-tuning "
+                              "arms and the clip filter")
 
 
 def check(cfg) -> List[str]:
@@ -371,6 +437,8 @@ def check(cfg) -> List[str]:
         MODELS.get(model)
     if cfg.data.dataset not in DATASETS and not Path(cfg.data.dataset).is_dir():
         notes.append(f"dataset folder {cfg.data.dataset} is not on this machine (needed at run time)")
+    else:
+        _check_embedded_models(cfg)
     extras = {"diffusers": "diffusers", "open_clip": "clip"}
     if cfg.generate.generator == "diffusers" and importlib.util.find_spec("diffusers") is None:
         notes.append("the diffusers extra is not installed: pip install 'synthclone[diffusers]'")

@@ -30,6 +30,9 @@ def run(args) -> int:
         for line in plan(cfg):
             print(line)
         return 0
+    from ..study import check
+
+    check(cfg)  # names, and components asked to work outside what they were trained for: before anything is written
     write_resolved(cfg, run_dir)
     say(f"synthclone run: {cfg.name} -> {run_dir}")
     return run_study(cfg, run_dir)

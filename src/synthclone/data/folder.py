@@ -162,7 +162,8 @@ def _read_name_map(class_names) -> Optional[Dict[str, str]]:
     return class_names
 
 
-def _probe_image(path: Path) -> tuple:
+def probe_image(path: Path) -> tuple:
+    """``(channels, shorter side)`` of an image file, from its header; a one-line error when unreadable."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -228,7 +229,7 @@ def load_folder(
     probed = None
     for rel in paths[: 50 if skip_unreadable else 1]:  # the first readable image sets the defaults
         try:
-            probed = _probe_image(root / rel)
+            probed = probe_image(root / rel)
             break
         except UserError:
             if not skip_unreadable:

@@ -304,10 +304,16 @@ class _Samples(torch.utils.data.Dataset):
         return len(self.pixels)
 
     def __getitem__(self, i: int):
-        return i, self.pixels.read(i)
+        try:
+            return i, self.pixels.read(i)
+        except UserError as exc:  # sent back as a value: raised in the main process as the same one line
+            return i, exc
 
 
 def _collate(items):
+    for _, img in items:
+        if isinstance(img, UserError):
+            return img
     idx = torch.tensor([i for i, _ in items], dtype=torch.long)
     ok = [img is not None for _, img in items]
     imgs = [img for _, img in items if img is not None]
@@ -438,7 +444,10 @@ class ImageSet:
             _Samples(self.pixels), batch_sampler=[c.tolist() for c in chunks], num_workers=n_workers,
             collate_fn=_collate, worker_init_fn=_worker_init if n_workers else None,
             prefetch_factor=4 if n_workers else None)
-        for idx, ok, imgs in loader:
+        for item in loader:
+            if isinstance(item, UserError):
+                raise item
+            idx, ok, imgs = item
             if not bool(ok.all()):
                 for i in idx[~ok].tolist():
                     self.skipped.append(self.pixels.describe(i))

@@ -96,24 +96,22 @@ def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8) -> Li
     return figures
 
 
-def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int = 6) -> List[Figure]:
-    """Samples at several guidance scales, same prompts and seeds (the scale is the only change)."""
-    from ..data.fashion_mnist import CLASSES
+def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int = 6, max_classes: int = 10) -> List[Figure]:
+    """Samples at several guidance scales, same prompts and seeds (the scale is the only change), for
+    the first ``max_classes`` classes of the dataset, from the study's own generator."""
+    from ..data import dataset_entry
     from ..distributed.worker import build_generator
 
-    if cfg.generate.generator != "embedded" or cfg.data.dataset != "fashion-mnist":
-        return []
+    classes = dataset_entry(cfg.data.dataset).classes()[0][:max_classes]
     gen = build_generator({"name": cfg.generate.generator, "weights": cfg.generate.model,
                            "options": dict(cfg.generate.generator_options)})
-    prompts = [f"a photo of a {c}" for c in CLASSES for _ in range(per_class)]
+    prompts = [f"a photo of a {c}" for c in classes for _ in range(per_class)]
     seeds = list(range(len(prompts)))
-    tiles = []
-    for g in scales:
-        out = gen(prompts, seeds, guidance=float(g), steps=cfg.generate.steps, scheduler=cfg.generate.scheduler)
-        tiles.append(out.images)
     figures = []
-    for g, images in zip(scales, tiles):
-        path = save_png(make_grid(images, rows=len(CLASSES), scale=2, row_labels=list(CLASSES)),
+    for g in scales:
+        out = gen(prompts, seeds, guidance=float(g), steps=cfg.generate.steps, scheduler=cfg.generate.scheduler,
+                  batch_size=cfg.generate.batch_size)
+        path = save_png(make_grid(out.images, rows=len(classes), scale=2, row_labels=list(classes)),
                         folder / "figures" / f"guidance-{g:g}.png")
         figures.append(Figure(path, f"guidance {g:g}, {cfg.generate.steps} {cfg.generate.scheduler} steps, prompt 'a photo of a {{class}}'"))
     return figures

@@ -51,7 +51,14 @@ def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = 
         return torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in classes.tolist()])
 
     same_cls = labels
-    rand_cls = (labels + torch.randint(1, k, (n,), generator=g)) % k
+    present = torch.tensor([c for c in range(k) if len(by_class[c])], dtype=torch.long)
+    if len(present) == k:
+        rand_cls = (labels + torch.randint(1, k, (n,), generator=g)) % k
+    elif len(present) > 1:  # a small subset can miss classes: the other class is one of those present
+        pos = torch.searchsorted(present, labels)
+        rand_cls = present[(pos + torch.randint(1, len(present), (n,), generator=g)) % len(present)]
+    else:
+        rand_cls = labels
     bg_same = wallpaper(gather(data, pick(same_cls)).float().div(255.0), g)
     bg_rand = wallpaper(gather(data, pick(rand_cls)).float().div(255.0), g)
     textures = procedural_textures(n, x.shape[1], x.shape[-1], g)[..., : x.shape[-2], : x.shape[-1]] * 0.6

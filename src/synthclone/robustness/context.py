@@ -30,7 +30,7 @@ def load_focus(root, size: Optional[int] = None, channels: int = 3,
     Ids are the ``path`` column; images are decoded at ``channels`` x ``size`` x ``size`` when read
     (``size`` None: the first image's shorter side).
     """
-    from ..data.folder import _probe_image
+    from ..data.folder import probe_image
 
     root = Path(root)
     table_path = root / "annotations.csv"
@@ -50,7 +50,7 @@ def load_focus(root, size: Optional[int] = None, channels: int = 3,
     index = {c: i for i, c in enumerate(classes)}
     paths = list(table["path"].astype(str))
     if size is None:
-        size = _probe_image(root / paths[0])[1]
+        size = probe_image(root / paths[0])[1]
     images = ImageSet(FilePixels(root, paths, channels, size), torch.tensor([index[str(c)] for c in table["class"]]),
                       classes, paths, name=str(root), workers=workers)
     return images, counts.tolist(), attrs
