@@ -40,6 +40,7 @@ class DataConfig(Section):
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of a flat folder carved out as test, by a hash of each file's path")
     skip_unreadable: bool = Field(False, description="leave unreadable image files out (counted) instead of stopping with an error")
     class_names: Optional[str] = Field(None, description="JSON file mapping class folder names to class names")
+    cache_mb: int = Field(256, ge=0, description="a split or store whose decoded pixels take at most this many MiB is held in memory; larger ones are decoded batch by batch in DataLoader workers (0: always stream)")
 
 
 class GenerateConfig(Section):
@@ -58,6 +59,7 @@ class GenerateConfig(Section):
     prompt_options: Dict[str, Any] = Field(default_factory=dict, description="options of the prompt strategy, e.g. {template: 'a sketch of a {c}'} or {captions: FILE}")
     filter_options: Dict[str, Dict[str, Any]] = Field(default_factory=dict, description="options per filter, e.g. {clip: {quota: 100}, dedup: {max_distance: 2}}")
     shard_size: int = Field(128, ge=1, description="images per resumable work unit (one Ray task each)")
+    store_layout: Literal["folder", "tar"] = Field("folder", description="how the store holds images: folder = images/<class>/<id>.png (any ImageFolder reader), tar = one WebDataset-style tar per shard, shards/<shard>.tar (millions of images, few files)")
     shots: int = Field(0, ge=0, description="generate command: k real images per class guide generation (0 = text only)")
     strength: Optional[float] = Field(None, ge=0, le=1, description="img2img strength of real-guided generation; None = the rule from k")
 
@@ -72,7 +74,7 @@ class TrainConfig(Section):
     seeds: List[int] = Field(default_factory=lambda: [0])
     regimes: List[str] = Field(default_factory=lambda: ["supervised"])
     mix_ratio: float = Field(0.5, ge=0, le=1, description="share of synthetic images per batch in mixed training")
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast where the CPU/GPU has native bf16 (AMX, AVX-512 BF16), else fp32")
 
 
 class BenchConfig(Section):

@@ -190,6 +190,7 @@ def _val_set(cfg):
 
 def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     """The training data of ``m``: a spec string, or an ImageSet for the unfiltered store."""
+    from .data.mixing import STORE_OPTIONS
     from .data.store import load_store
 
     if isinstance(m.data, str) or m.data is None:
@@ -200,7 +201,7 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
         if arg:
             return store
         opts = load_options(cfg)
-        return load_store(store, kept_only=False, **{k: v for k, v in opts.items() if k in ("size", "workers")})
+        return load_store(store, kept_only=False, **{k: v for k, v in opts.items() if k in STORE_OPTIONS})
     if kind == "mix":
         return f"{_real_spec(cfg)}+{store}@{arg}"
     if kind == "few-shot-mix":

@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
                              "else the data's own)")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: the cores)")
     parser.add_argument("--skip-unreadable", action="store_true", help="leave unreadable image files out instead of failing")
+    parser.add_argument("--cache-mb", type=int, default=None,
+                        help="hold a split in memory when its decoded pixels take at most this many MiB (default 256; 0: stream)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--baseline", default=None, help="model normalising CE/mCE (run on the corruptions too)")
     parser.add_argument("--limit", type=int, default=None, help="use at most N evaluation images in every probe")
@@ -154,7 +156,8 @@ def run(args) -> int:
     wanted = next((c for c in map(model_data_config, args.model) if c), None) or {}
     size = args.image_size or wanted.get("size")
     crop = wanted.get("crop_pct") if not args.image_size else None
-    options = {k: v for k, v in {"size": size, "crop_pct": crop, "workers": args.workers,
+    cache = None if args.cache_mb is None else args.cache_mb * 2 ** 20
+    options = {k: v for k, v in {"size": size, "crop_pct": crop, "workers": args.workers, "cache_bytes": cache,
                                  "skip_unreadable": args.skip_unreadable or None}.items() if v is not None}
     data = _load_data(args.data, "test", options)
     val = _load_data(args.val or args.data, "val", options)

@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--ema-decay", type=float, default=0.999)
     g.add_argument("--p-uncond", type=float, default=0.1, help="caption dropout rate (for classifier-free guidance)")
     g.add_argument("--checkpoint-every", type=int, default=500)
-    g.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     g.add_argument("--limit", type=int, default=None, help="use only the first N generator-split images (smoke tests)")
     g.add_argument("--seed", type=int, default=0)
 
@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
     c.add_argument("--batch-size", type=int, default=256)
     c.add_argument("--lr", type=float, default=2e-3)
     c.add_argument("--width", type=int, default=32, help="base width of the CNN image tower")
-    c.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    c.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     c.add_argument("--limit", type=int, default=None, help="use only the first N generator-split images (smoke tests)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--card-dir", default=None, help="also write CLIP_CARD.md here (src/synthclone/weights for the shipped card)")

@@ -43,7 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--precision", choices=["bf16", "fp32"])
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 where the hardware has bf16 units")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--warmup-epochs", type=float, default=0.5)
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")

@@ -161,6 +161,7 @@ def data_options(data_cfg, **override) -> Dict[str, Any]:
         "skip_unreadable": getattr(data_cfg, "skip_unreadable", None),
         "workers": getattr(data_cfg, "workers", None),
         "class_names": getattr(data_cfg, "class_names", None),
+        "cache_bytes": None if getattr(data_cfg, "cache_mb", None) is None else int(data_cfg.cache_mb) * 2 ** 20,
     }
     opts.update(override)
     return {k: v for k, v in opts.items() if v is not None}

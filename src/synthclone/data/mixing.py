@@ -34,6 +34,8 @@ from .images import ConcatPixels, ImageSet, conform
 
 _OPTS = re.compile(r"^(?:[a-z_]+=[0-9.]+)(?:,[a-z_]+=[0-9.]+)*$")
 _VALID_OPTS = {"k", "n", "limit", "seed"}
+# load options that apply to a store or a plain folder term too (not the real dataset's split rules)
+STORE_OPTIONS = ("size", "channels", "workers", "skip_unreadable", "cache_bytes")
 
 
 @dataclass
@@ -132,11 +134,11 @@ def _load_term(path: str, dataset: str, real_split: str, options: Dict[str, Any]
     if (p / "store.json").is_file():
         from .store import load_store
 
-        return load_store(p, **{k: v for k, v in options.items() if k in ("size", "channels", "workers", "skip_unreadable")})
+        return load_store(p, **{k: v for k, v in options.items() if k in STORE_OPTIONS})
     from .folder import load_folder
 
     return load_folder(p / "images" if (p / "images").is_dir() else p,
-                       **{k: v for k, v in options.items() if k in ("size", "channels", "workers", "skip_unreadable")})
+                       **{k: v for k, v in options.items() if k in STORE_OPTIONS})
 
 
 def parse_spec(spec: str) -> tuple[List[tuple[str, dict]], Optional[List[float]]]:

@@ -89,7 +89,7 @@ class EmbeddedGenerator:
 
     Args:
         unet: the denoiser; schedule: its noise schedule; meta: the weights' config (for manifests).
-        precision: ``"bf16"`` (autocast, fast on CPUs with bf16 units) or ``"fp32"``.
+        precision: ``"auto"`` (bf16 where the hardware has bf16 units, else fp32), ``"bf16"`` (autocast) or ``"fp32"``.
         device: torch device of the network.
         text_encoder: name for :func:`synthclone.text.load_text_encoder` (default the offline MiniLM).
         micro_batch: prompts denoised together (at most ``batch_size``; CPU only). Small batches keep
@@ -104,11 +104,12 @@ class EmbeddedGenerator:
 
     name = "embedded"
 
-    def __init__(self, unet: UNet, schedule: NoiseSchedule, meta: Optional[dict] = None, precision: str = "bf16",
+    def __init__(self, unet: UNet, schedule: NoiseSchedule, meta: Optional[dict] = None, precision: str = "auto",
                  device: str = "cpu", text_encoder: Optional[str] = None, source: str = "", micro_batch: int = MICRO_BATCH,
                  cfg: str = "batched", channels_last: bool = False, compile: bool = False):
-        if precision not in ("bf16", "fp32"):
-            raise UserError(f"precision must be bf16 or fp32 (got {precision!r})")
+        from ..precision import resolve_precision
+
+        precision = resolve_precision(precision, str(device))
         if cfg not in ("batched", "separate"):
             raise UserError(f"cfg must be 'batched' or 'separate' (got {cfg!r})")
         if int(micro_batch) < 1:
@@ -230,7 +231,7 @@ class EmbeddedGenerator:
         return GeneratorOutput(images=out, settings=settings)
 
 
-def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: bool = False, precision: str = "bf16",
+def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: bool = False, precision: str = "auto",
                     device: str = "cpu", text_encoder: Optional[str] = None, seed: int = 0, model: Optional[str] = None,
                     micro_batch: int = MICRO_BATCH, cfg: str = "batched", channels_last: bool = False,
                     compile: bool = False, **unknown: object) -> EmbeddedGenerator:

@@ -57,7 +57,7 @@ class GeneratorTrainConfig:
     flip: bool = True
     split: str = "generator"
     limit: Optional[int] = None
-    precision: str = "bf16"
+    precision: str = "auto"
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -141,8 +141,9 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
     latest = out / "latest"
     if latest.is_file() and not resume:
         raise UserError(f"{out} already holds a generator checkpoint; pass --resume to continue it or choose another --out")
-    if cfg.precision not in ("bf16", "fp32"):
-        raise UserError(f"precision must be bf16 or fp32 (got {cfg.precision!r})")
+    from ..precision import resolve_precision
+
+    cfg.precision = resolve_precision(cfg.precision)
 
     data = load_dataset("fashion-mnist", split=cfg.split)
     if cfg.limit:

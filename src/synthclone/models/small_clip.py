@@ -234,7 +234,7 @@ class ClipTrainConfig:
     weight_decay: float = 0.05
     width: int = 32
     embed_dim: int = 256
-    precision: str = "bf16"
+    precision: str = "auto"
     split: str = "generator"
     limit: Optional[int] = None
     seed: int = 0
@@ -280,7 +280,9 @@ def train_small_clip(out_dir: Union[str, Path], cfg: ClipTrainConfig) -> dict:
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
     g = torch.Generator().manual_seed(cfg.seed)
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else torch.autocast("cpu", enabled=False))
+    from ..precision import resolve_precision
+
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if resolve_precision(cfg.precision) == "bf16" else torch.autocast("cpu", enabled=False))
     t0, step = time.time(), 0
     bar = progress(total=total, desc="pretrain clip", unit="step")
     clip.train()

@@ -17,7 +17,7 @@ REGIMES: Registry = Registry("regime")
 
 def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir, epochs: int = 3,
                 batch_size: int = 128, lr: Optional[float] = None, seed: int = 0, weight_decay: float = 5e-4,
-                precision: str = "bf16", warmup_epochs: float = 0.5, patience: Optional[int] = None,
+                precision: str = "auto", warmup_epochs: float = 0.5, patience: Optional[int] = None,
                 val_limit: Optional[int] = None, optimizer: Optional[str] = None,
                 loss_weights: Optional[Sequence[float]] = None, dataset: Optional[str] = None,
                 data_options: Optional[dict] = None, **options: Any):

@@ -37,6 +37,7 @@ from ..data.images import ImageSet
 from ..data.mixing import ShardedBatchSampler, TrainData, stable_seed
 from ..errors import UserError
 from ..models.checkpoint import save_checkpoint
+from ..precision import resolve_precision
 from ..progress import progress, say
 
 STATE_DIR = "train_state"
@@ -55,7 +56,7 @@ class Settings:
     lr: float = 0.05
     weight_decay: float = 5e-4
     seed: int = 0
-    precision: str = "bf16"
+    precision: str = "auto"   # auto | bf16 | fp32 (see synthclone.precision)
     optimizer: str = "sgd"
     momentum: float = 0.9
     warmup_epochs: float = 0.5
@@ -156,14 +157,14 @@ def _average_buffers(module: nn.Module, world_size: int) -> None:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision: str = "bf16") -> float:
+def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision: str = "auto") -> float:
     """Top-1 accuracy of ``model`` (pixels [0, 1] -> logits) on ``data``, in [0, 1]."""
     was = model.training
     model.eval()
     correct, seen = 0, 0
     for images, idx in data.batches(batch_size):
         x = images.float().div_(255)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolve_precision(precision) == "bf16"):
             logits = model(x)
         correct += int((logits.float().argmax(1) == data.labels[idx]).sum())
         seen += len(idx)
@@ -329,9 +330,7 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
             say(f"[{task.name}] resuming {out} after epoch {start_epoch}")
     total_steps = steps_per_epoch * settings.epochs
     warmup = int(round(settings.warmup_epochs * steps_per_epoch))
-    autocast = settings.precision == "bf16"
-    if settings.precision not in ("bf16", "fp32"):
-        raise UserError(f"precision {settings.precision!r} is unknown; use bf16 or fp32")
+    autocast = resolve_precision(settings.precision) == "bf16"
     weights = torch.ones(len(train.parts))
     if settings.source_weights is not None:
         if len(settings.source_weights) != len(train.parts):

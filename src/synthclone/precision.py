@@ -1,0 +1,43 @@
+"""Which arithmetic to run in: ``auto`` means bf16 autocast where the hardware has bf16 units.
+
+Measured on this project's machines: on an Intel Xeon with AMX, bf16 autocast trains a ResNet-8
+1.5-2.5x faster than fp32; on an AMD EPYC without AVX-512 BF16 or AMX, the same bf16 autocast ran
+12x *slower* than fp32 (33 vs 392 images/s, one thread), because every bf16 operation is emulated.
+So ``auto`` picks bf16 only where it is native: a CPU with ``amx_bf16`` or ``avx512_bf16``, or a
+CUDA GPU that supports bf16.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .errors import UserError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (``amx_bf16`` or ``avx512_bf16`` in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``"bf16"`` or ``"fp32"`` for a requested precision (``auto``, ``bf16``, ``fp32``) on ``device``."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if str(device).startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
