@@ -41,17 +41,7 @@ def _is_wnid(name: str) -> bool:
 def folder_classes(folders: Sequence[str], names: Optional[Dict[str, str]] = None) -> tuple:
     """``(class names, WordNet ids or None)`` of class folders: the map's name, WordNet's for
     WordNet ids (synsets whose lemmas collide, two called "crane", get names that tell them apart),
-    else the folder name."""
-    if not any(_is_wnid(f) for f in folders):
-        names = names or {}
-        out = [names.get(f, f) for f in folders]
-        seen: Dict[str, str] = {}
-        for f, n in zip(folders, out):
-            if n.lower() in seen:
-                raise UserError(f"class folders {seen[n.lower()]!r} and {f!r} are both named {n!r}; "
-                                "name them apart in a class-name map JSON")
-            seen[n.lower()] = f
-        return out, [None] * len(folders)
+    else the folder name. WordNet is opened only when a folder is named by a WordNet id."""
     from ..wordnet import folder_classes as wordnet_folder_classes
 
     return wordnet_folder_classes(folders, names)
