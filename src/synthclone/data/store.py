@@ -1,12 +1,20 @@
 """The synthetic dataset store: ImageFolder images plus ``manifest.parquet``, written in resumable shards.
 
-Layout of a store directory::
+Layout of a store directory (``layout: folder``, the default)::
 
     store.json                   what made it: config, its hash, classes, folder names (written first)
     images/<safe_class>/<id>.png images the filters kept (any ImageFolder reader reads this folder)
     rejected/<safe_class>/<id>.png images a filter dropped (kept for inspection, listed in the manifest)
     shards/<shard>.parquet       manifest rows of each finished shard
     manifest.parquet             all rows, one per image, with filter decisions (written last)
+
+With ``layout: tar`` (stores of millions of images: one file per shard instead of one per image)
+there is no ``images/`` or ``rejected/`` folder; each finished shard is one WebDataset-style tar
+``shards/<shard>.tar`` (members ``<safe_class>/<index>.png`` / ``.cls`` / ``.json``, see
+:mod:`synthclone.data.shards`), written atomically *before* its manifest part, and the manifest's
+``path`` is ``shards/<shard>.tar#<member>``. ``finalize`` records filter decisions in the manifest
+only (``kept``); nothing moves. Columns, ``sha256`` (of the PNG bytes), determinism and resume
+guarantees are the same in both layouts.
 
 Guarantees:
 
@@ -43,6 +51,7 @@ import torch
 
 from ..errors import UserError
 from .images import DEFAULT_CACHE_BYTES, FilePixels, ImageSet, nbytes
+from .shards import TAR_SEP, TarPixels, member_key, write_tar
 
 STORE_VERSION = 1
 STORE_JSON = "store.json"
@@ -50,6 +59,7 @@ MANIFEST = "manifest.parquet"
 KEPT_DIR = "images"
 REJECTED_DIR = "rejected"
 SHARDS_DIR = "shards"
+LAYOUTS = ("folder", "tar")  # images/<class>/<id>.png files, or one tar per shard
 
 # Columns of manifest.parquet, in order (contract 4 plus bookkeeping).
 COLUMNS = [
@@ -202,6 +212,7 @@ class StorePlan:
         real: for real-guided generation, ``{"images": uint8 (C*k, ch, H, W), "ids": [...], "k", "strength"}``;
             slot ``(c, j)`` starts from real image ``c * k + j % k``.
         identity: the content-defining config whose hash is checked on resume.
+        layout: ``"folder"`` (one PNG per image under ``images/``) or ``"tar"`` (one tar per shard).
     """
 
     root: str
@@ -217,6 +228,12 @@ class StorePlan:
     filters: List[Dict[str, Any]] = field(default_factory=list)
     real: Optional[Dict[str, Any]] = None
     identity: Dict[str, Any] = field(default_factory=dict)
+    layout: str = "folder"
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise UserError(f"store layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}; "
+                            "set generate.store_layout")
 
     def shards(self) -> List[Shard]:
         out = []
@@ -236,8 +253,16 @@ class StorePlan:
     def shard_path(self, shard: Shard) -> Path:
         return Path(self.root) / SHARDS_DIR / f"{shard.name}.parquet"
 
+    def tar_path(self, shard: Shard) -> Path:
+        """The shard's tar (``layout: tar``)."""
+        return Path(self.root) / SHARDS_DIR / f"{shard.name}.tar"
+
     def is_done(self, shard: Shard) -> bool:
-        return self.shard_path(shard).is_file()
+        """A shard is done when its manifest part exists (and, for tar stores, its tar: a part whose
+        tar was deleted is made again, the same bytes, rather than left to fail at reading)."""
+        if not self.shard_path(shard).is_file():
+            return False
+        return self.layout != "tar" or self.tar_path(shard).is_file()
 
 
 def prompts_digest(prompts: Sequence[str]) -> str:
@@ -278,6 +303,10 @@ def open_store(plan: StorePlan) -> int:
             old = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError):
             raise UserError(f"{meta_path} is unreadable; this is not an intact store, choose another --out") from None
+        if old.get("layout", "folder") != plan.layout:  # also when a hand-made plan's identity leaves the layout out
+            was = old.get("layout", "folder")
+            raise UserError(f"store {root} was made with a different config (changed: layout, {was} -> {plan.layout}); "
+                            "use a new --out or the original settings")
         if old.get("config_hash") != digest:
             changed = sorted(k for k in set(old.get("identity", {})) | set(plan.identity)
                              if old.get("identity", {}).get(k) != plan.identity.get(k))
@@ -298,6 +327,7 @@ def open_store(plan: StorePlan) -> int:
                 "folders": plan.safe_classes,
                 "strategy": plan.strategy,
                 "per_class": plan.per_class,
+                "layout": plan.layout,
                 "identity": plan.identity,
             }
             atomic_write_bytes(meta_path, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
@@ -344,12 +374,18 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
     scores: Dict[str, np.ndarray] = {}
     for f in filters:
         scores.update(f.score(images, labels, plan.classes))
-    rows_out = []
+    rows_out, members = [], []
+    tar_rel = f"{SHARDS_DIR}/{shard.name}.tar"
     for i, j in enumerate(index):
         data = png_bytes(images[i])
         ident = slot_id(safe, j)
-        rel = f"{KEPT_DIR}/{safe}/{ident}.png"
-        atomic_write_bytes(root / rel, data)
+        if plan.layout == "tar":
+            key = member_key(safe, j)
+            rel = f"{tar_rel}{TAR_SEP}{key}.png"
+            members.append((key, data))
+        else:
+            rel = f"{KEPT_DIR}/{safe}/{ident}.png"
+            atomic_write_bytes(root / rel, data)
         rows_out.append({
             "id": ident, "path": rel, "class_index": c, "class_name": plan.classes[c], "index": j,
             "shard": shard.name, "prompt": prompts[i], "strategy": plan.strategy, "generator": plan.generator["name"],
@@ -359,15 +395,31 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
             "phash": str(scores["phash"][i]) if "phash" in scores else "",
             "dedup_distance": -1, "kept": True, "sha256": hashlib.sha256(data).hexdigest(),
         })
+    if plan.layout == "tar":  # the whole shard in one tar, renamed into place before its manifest part
+        write_tar(plan.tar_path(shard), _tar_members(members, rows_out))
     write_table(rows_out, plan.shard_path(shard), COLUMNS)
     return len(index)
+
+
+# facts a WebDataset reader gets with each image; filter decisions and paths are the manifest's alone
+_DECIDED = ("path", "kept", "dedup_distance")
+
+
+def _tar_members(members: List[tuple], rows: List[Dict[str, Any]]):
+    """``(name, bytes)`` of a shard's tar: per image ``<key>.png``, ``<key>.cls``, ``<key>.json``."""
+    for (key, data), row in zip(members, rows):
+        facts = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items() if k not in _DECIDED}
+        yield f"{key}.png", data
+        yield f"{key}.cls", str(row["class_index"]).encode()
+        yield f"{key}.json", json.dumps(facts, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
     """Merge shard parts, take the filters' decisions, place files, write ``manifest.parquet``.
 
-    Dropped images move to ``rejected/<class>/``, kept ones live in ``images/<class>/``. Safe to
-    run again (after a kill, or on a finished store): it recomputes the same decisions.
+    Dropped images move to ``rejected/<class>/``, kept ones live in ``images/<class>/``; in a tar
+    store nothing moves (``kept`` says it all, ``path`` stays the tar member). Safe to run again
+    (after a kill, or on a finished store): it recomputes the same decisions.
     Returns the manifest DataFrame.
     """
     import pandas as pd
@@ -386,6 +438,13 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
         for column, values in (result.columns or {}).items():
             df[column] = values
     df["kept"] = keep
+    if plan.layout == "tar":
+        for s in plan.shards():
+            if not plan.tar_path(s).is_file():
+                raise UserError(f"store {root} lost {SHARDS_DIR}/{s.name}.tar; "
+                                f"delete {SHARDS_DIR}/{s.name}.parquet and run generate again")
+        write_table(df, root / MANIFEST, COLUMNS)
+        return df
     paths = []
     for row, kept in zip(df.itertuples(index=False), keep):
         folder = KEPT_DIR if kept else REJECTED_DIR
@@ -418,6 +477,9 @@ def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = N
                cache_bytes: int = DEFAULT_CACHE_BYTES) -> ImageSet:
     """A finished store as a file-backed :class:`ImageSet` (decoded into memory when small).
 
+    Pixels come from :class:`~synthclone.data.images.FilePixels` (``layout: folder``) or
+    :class:`~synthclone.data.shards.TarPixels` (``layout: tar``); everything else is the same.
+
     Labels are class indices, ids manifest ids, ``meta["prompts"]`` the prompts aligned with the
     samples, ``meta["manifest"]`` the manifest rows of those samples, ``meta["store"]`` the path.
     ``kept_only`` drops the images the filters rejected. ``size`` / ``channels`` bring the images
@@ -436,13 +498,23 @@ def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = N
     if not len(df):
         raise UserError(f"store {root} has no {'kept ' if kept_only else ''}images; generate more or relax the filters")
     paths = df["path"].tolist()
-    first = root / paths[0]
-    try:
-        with Image.open(first) as im:
-            own_channels, own_size = (1 if im.mode == "L" else 3), min(im.size)
-    except OSError as exc:
-        raise UserError(f"cannot read image {first} ({exc.__class__.__name__}); run synthclone generate again to rewrite it") from None
-    pixels = FilePixels(root, paths, channels or own_channels, size or own_size, skip_unreadable=skip_unreadable)
+    layout = meta.get("layout", "folder")
+    if layout == "tar":  # the index of every tar is read once here; the source holds offsets, not files
+        pixels = TarPixels(root, paths, 1, 1, skip_unreadable=skip_unreadable)
+        own_channels, own_size = pixels.native_shape(0)
+        pixels = pixels.with_shape(channels or own_channels, size or own_size)
+    elif layout == "folder":
+        first = root / paths[0]
+        try:
+            with Image.open(first) as im:
+                own_channels, own_size = (1 if im.mode == "L" else 3), min(im.size)
+        except OSError as exc:
+            raise UserError(f"cannot read image {first} ({exc.__class__.__name__}); "
+                            "run synthclone generate again to rewrite it") from None
+        pixels = FilePixels(root, paths, channels or own_channels, size or own_size, skip_unreadable=skip_unreadable)
+    else:
+        raise UserError(f"store {root} has layout {layout!r}, which this synthclone cannot read "
+                        f"(known: {', '.join(LAYOUTS)}); upgrade synthclone")
     labels = torch.tensor(df["class_index"].to_numpy(), dtype=torch.long)
     data = ImageSet(
         pixels, labels, list(meta["classes"]), df["id"].tolist(), name=f"synthetic:{root.name}",
@@ -455,6 +527,6 @@ def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = N
 
 
 __all__ = [
-    "COLUMNS", "Shard", "StorePlan", "check_output", "finalize", "load_store", "open_store", "png_bytes", "prompts_digest",
-    "run_shard", "safe_class_names", "safe_name", "slot_seed", "write_table",
+    "COLUMNS", "LAYOUTS", "Shard", "StorePlan", "check_output", "finalize", "load_store", "open_store", "png_bytes",
+    "prompts_digest", "run_shard", "safe_class_names", "safe_name", "slot_seed", "write_table",
 ]

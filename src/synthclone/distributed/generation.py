@@ -170,11 +170,13 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
         "real": None if real is None else {"dataset": dataset, "k": cfg.shots, "strength": strength,
                                            "source_ids": prompts_digest(real["ids"])},
     }
+    if cfg.store_layout != "folder":  # absent for folder stores, so stores made before layouts existed still resume
+        identity["layout"] = cfg.store_layout
     plan = StorePlan(
         root=str(Path(out)), classes=classes, safe_classes=safe_class_names(classes),
         prompts=[p.text for p in prompts], strategy=strategy, per_class=cfg.per_class, seed=cfg.seed,
         shard_size=cfg.shard_size, generator=gen_spec, settings=settings, filters=filter_specs, real=real,
-        identity=identity,
+        identity=identity, layout=cfg.store_layout,
     )
     return plan, generator, filters
 
