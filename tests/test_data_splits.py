@@ -166,3 +166,18 @@ def test_data_info_prints_each_split_and_how(tmp_path, run_cli):
     code, out, _ = run_cli("data", "info", str(tmp_path / "i"), "--json")
     info = json.loads(out)
     assert sum(info["splits"].values()) == 108 and info["how"]["test"] == "the given val/ folder"
+
+
+def test_skipped_files_are_counted_in_the_bench_summary(tmp_path, run_cli):
+    _write(tmp_path / "d" / "train", 6)
+    _write(tmp_path / "d" / "test", 4, start=100)
+    bad = tmp_path / "d" / "test" / "cat" / "img0101.png"
+    bad.write_bytes(b"\x89PNG broken")
+    args = ["bench", "--model", "resnet8", "--data", str(tmp_path / "d"), "--probes", "clean", "--cache-mb", "0",
+            "--out", str(tmp_path / "b"), "--workers", "0"]
+    code, _, err = run_cli(*args)
+    assert code == 2 and "img0101.png" in err and "skip_unreadable" in err
+    code, _, _ = run_cli(*args, "--skip-unreadable")
+    assert code == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["skipped_unreadable"] == [str(bad)] and summary["evaluation_images"] == 12

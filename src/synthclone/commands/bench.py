@@ -193,6 +193,7 @@ def run(args) -> int:
     settings_doc = {k: v for k, v in vars(settings).items() if k not in ("data", "val", "train", "label_groups")}
     doc = {"models": summary, "baseline": baseline_name, "probes": probes, "data": args.data,
            "evaluation_images": len(settings.evaluation_set()), "seconds": seconds, "total_seconds": total,
+           "skipped_unreadable": sorted(set(data.skipped) | set(val.skipped)),
            "settings": settings_doc, "label_map": args.label_map}
     _write_atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=2, default=str)))
     if "calibration" in probes and not args.no_plots:

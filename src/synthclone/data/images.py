@@ -392,8 +392,9 @@ class ImageSet:
 
     def like(self, pixels: Pixels | torch.Tensor, labels: torch.Tensor, ids: List[str], name: Optional[str] = None,
              meta: Optional[dict] = None) -> "ImageSet":
+        # the same list: a file skipped while reading a subset is counted in the set it came from
         return ImageSet(pixels, labels, list(self.classes), ids, name=name or self.name,
-                        meta=dict(self.meta) if meta is None else meta, workers=self.workers)
+                        meta=dict(self.meta) if meta is None else meta, workers=self.workers, skipped=self.skipped)
 
     def subset(self, index: Sequence[int] | torch.Tensor, name: Optional[str] = None) -> "ImageSet":
         """A new set with the samples at ``index`` (in that order); file-backed sets are not decoded."""

@@ -84,7 +84,7 @@ class TrainData:
 
     def summary(self) -> dict:
         return {"spec": self.spec, "images": len(self), "parts": {p: int((self.source == i).sum()) for i, p in enumerate(self.parts)},
-                "shares": self.shares, "classes": self.classes}
+                "shares": self.shares, "classes": self.classes, "skipped_unreadable": sorted(set(self.data.skipped))}
 
 
 def concat(sets: Sequence[ImageSet], name: str = "") -> ImageSet:
