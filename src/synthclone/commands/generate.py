@@ -42,6 +42,8 @@ def add_arguments(parser) -> None:
     add("--shots", type=int, metavar="K", help="real-guided generation from K real images per class (img2img); default 0 = text only")
     add("--strength", type=float, help="img2img strength for --shots (default: the rule from K)")
     add("--shard-size", type=int, help="images per resumable work unit / Ray task")
+    add("--store-layout", choices=["folder", "tar"], help="folder (default): images/<class>/<id>.png; tar: one "
+                                                           "WebDataset-style tar per shard (for millions of images)")
     add("--ray", metavar="local|ADDRESS", help="run shards as Ray tasks on a local Ray or a cluster")
     add("--ray-cpus", type=int, help="CPUs of a local Ray (default: all)")
     add("--threads", type=int, help="torch CPU threads of this process (default: torch's choice; 1 helps on a busy machine)")
@@ -70,7 +72,7 @@ def resolve(args) -> tuple:
         else:
             tree = validate(raw, GenerateConfig).model_dump()
     for key in ("generator", "model", "per_class", "guidance", "steps", "scheduler", "seed", "batch_size",
-                "shots", "strength", "shard_size", "ray"):
+                "shots", "strength", "shard_size", "ray", "store_layout"):
         value = getattr(args, key, None)
         if value is not None:
             tree[key] = value

@@ -284,6 +284,8 @@ def conform(data: "ImageSet", channels: Optional[int] = None, size: Optional[int
         pixels: Pixels = TensorPixels(conform_tensor(p.images, channels, size))
     elif isinstance(p, FilePixels):
         pixels = FilePixels(p.root, p.paths, channels, size, p.skip_unreadable, p.crop_pct)
+    elif hasattr(p, "with_shape"):  # another file source (a tar store): decoded at the new shape
+        pixels = p.with_shape(channels, size)
     else:
         pixels = ConformPixels(p, channels, size)
     out = data.like(pixels, data.labels, list(data.ids))
