@@ -279,6 +279,13 @@ def _optimizer(settings: Settings, params: List[nn.Parameter]) -> torch.optim.Op
     raise UserError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
 
 
+def _on_uint8(augment) -> bool:
+    """True for an augmentation marked ``takes_uint8`` (directly or through ``functools.partial``):
+    it gets the uint8 batch, and the float copy is made of its (already cropped) output."""
+    fn = getattr(augment, "func", augment)
+    return bool(getattr(fn, "takes_uint8", False))
+
+
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     """Linear warmup over ``warmup`` steps, then cosine decay to 0 at ``total``."""
     if warmup > 0 and step < warmup:
@@ -358,9 +365,12 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
             g = torch.Generator().manual_seed(stable_seed(settings.seed, epoch, step, rank))
             opt.zero_grad(set_to_none=False)
             if len(idx):
-                x = images.float().div_(255)
-                if task.augment is not None:
-                    x = task.augment(x, g)
+                if _on_uint8(task.augment):
+                    x = task.augment(images, g).float().div_(255)  # augmented before the float copy: cheaper
+                else:
+                    x = images.float().div_(255)
+                    if task.augment is not None:
+                        x = task.augment(x, g)
                 src = train.source[idx]
                 batch = Batch(x, train.data.labels[idx], idx, src, weights[src], g, global_n)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):

@@ -17,6 +17,8 @@ clip                contrastive image-text training on (image, prompt) pairs aga
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -90,7 +92,7 @@ def _augment(ctx: Context, default: str = "auto"):
     if kind == "crop-flip":
         return lambda x, g: crop_flip(x, g, pad=2, flip=flip)
     if kind == "rrc-flip":
-        return lambda x, g: random_resized_crop_flip(x, g, flip=flip)
+        return functools.partial(random_resized_crop_flip, flip=flip)
     raise UserError(f"unknown augmentation {kind!r}; valid: auto, crop-flip, rrc-flip, none")
 
 
