@@ -188,6 +188,10 @@ class FilePixels(Pixels):
     def describe(self, i: int) -> str:
         return os.path.join(self.root, self.paths[i])
 
+    def with_shape(self, channels: int, size: int) -> "FilePixels":
+        """The same files decoded at another shape."""
+        return FilePixels(self.root, self.paths, channels, size, self.skip_unreadable, self.crop_pct)
+
     def read(self, i: int) -> Optional[torch.Tensor]:
         from PIL import Image, UnidentifiedImageError
 
@@ -282,9 +286,7 @@ def conform(data: "ImageSet", channels: Optional[int] = None, size: Optional[int
     p = data.pixels
     if isinstance(p, TensorPixels):
         pixels: Pixels = TensorPixels(conform_tensor(p.images, channels, size))
-    elif isinstance(p, FilePixels):
-        pixels = FilePixels(p.root, p.paths, channels, size, p.skip_unreadable, p.crop_pct)
-    elif hasattr(p, "with_shape"):  # another file source (a tar store): decoded at the new shape
+    elif isinstance(p, FilePixels):  # files (or a tar store's members): decoded at the new shape
         pixels = p.with_shape(channels, size)
     else:
         pixels = ConformPixels(p, channels, size)

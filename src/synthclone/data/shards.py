@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .images import Pixels, fit_square
+from .images import FilePixels, fit_square
 
 TAR_SEP = "#"  # manifest path of a member: "shards/<shard>.tar#<member>"
 OPEN_TARS = 8  # open tar files kept per process (reads run shard by shard; shuffled reads reopen)
@@ -137,7 +137,7 @@ def index_tar(path: str | Path) -> Tuple[Dict[str, Tuple[int, int]], Optional[st
     return found, None
 
 
-class TarPixels(Pixels):
+class TarPixels(FilePixels):
     """PNG members of tar files decoded on demand to ``channels`` x ``size`` x ``size``.
 
     Holds, per sample, its tar (an index into ``tars``), the member's data offset and size, read
@@ -156,13 +156,7 @@ class TarPixels(Pixels):
 
     def __init__(self, root: str | Path, paths: Sequence[str], channels: int, size: int, skip_unreadable: bool = False,
                  crop_pct: float = 1.0, index: Optional[Dict[str, tuple]] = None):
-        if channels not in (1, 3):
-            raise UserError(f"channels must be 1 or 3, got {channels}")
-        if not 0 < crop_pct <= 1:
-            raise UserError(f"crop_pct must be in (0, 1], got {crop_pct}")
-        self.root, self.paths = str(root), list(paths)
-        self.channels, self.size, self.skip_unreadable = channels, int(size), skip_unreadable
-        self.crop_pct = float(crop_pct)
+        super().__init__(root, paths, channels, size, skip_unreadable, crop_pct)
         split = [split_path(p) for p in self.paths]
         self.tars: List[str] = list(dict.fromkeys(t for t, _ in split))
         self.index = dict(index or {})
@@ -176,13 +170,6 @@ class TarPixels(Pixels):
         self.nbytes = np.array([n for _, n in offsets], dtype=np.int64)
         self._pid: Optional[int] = None
         self._files: "OrderedDict[int, object]" = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    @property
-    def shape(self) -> tuple:
-        return (self.channels, self.size, self.size)
 
     def describe(self, i: int) -> str:
         tar, member = split_path(self.paths[i])
