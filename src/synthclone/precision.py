@@ -41,3 +41,17 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
 
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def autocast(precision: str, device="cpu"):
+    """The autocast context for ``precision`` on ``device`` (a name, ``torch.device`` or a module,
+    whose first parameter's device is used): bf16 autocast where :func:`resolve_precision` says
+    bf16, else a disabled one (fp32)."""
+    import torch
+
+    if isinstance(device, torch.nn.Module):
+        device = next((p.device for p in device.parameters()), torch.device("cpu"))
+    kind = torch.device(device).type
+    if resolve_precision(precision, kind) == "bf16":
+        return torch.autocast(kind, dtype=torch.bfloat16)
+    return torch.autocast(kind, enabled=False)

@@ -27,15 +27,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..errors import UserError
-from .images import DEFAULT_CACHE_BYTES, FilePixels, ImageSet, nbytes
+from .images import DEFAULT_CACHE_BYTES, FilePixels, ImageSet, nbytes, probe_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLITS = ("train", "val", "test")
 VAL_NAMES = ("val", "validation")
-
-
-def _is_wnid(name: str) -> bool:
-    return len(name) == 9 and name[0] == "n" and name[1:].isdigit()
 
 
 def folder_classes(folders: Sequence[str], names: Optional[Dict[str, str]] = None) -> tuple:
@@ -45,11 +41,6 @@ def folder_classes(folders: Sequence[str], names: Optional[Dict[str, str]] = Non
     from ..wordnet import folder_classes as wordnet_folder_classes
 
     return wordnet_folder_classes(folders, names)
-
-
-def class_display_names(folders: Sequence[str], names: Optional[Dict[str, str]] = None) -> List[str]:
-    """Class names of class folders (see :func:`folder_classes`)."""
-    return folder_classes(folders, names)[0]
 
 
 def list_class_folders(root: Path) -> List[str]:
@@ -152,17 +143,6 @@ def _read_name_map(class_names) -> Optional[Dict[str, str]]:
     return class_names
 
 
-def probe_image(path: Path) -> tuple:
-    """``(channels, shorter side)`` of an image file, from its header; a one-line error when unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return (1 if im.mode in ("L", "1", "I", "I;16", "F", "LA") else 3), min(im.size)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {path} ({exc.__class__.__name__}); delete or replace the file") from None
-
-
 def load_folder(
     root: str | Path,
     size: Optional[int] = None,
@@ -251,7 +231,7 @@ def load_split(root: str | Path, split: str, val_fraction: float = 0.1, test_fra
         # the label space (and the names of WordNet ids) is train's, whatever this folder holds
         folders, _ = list_images(label_root)
         given = _read_name_map(kwargs.get("class_names")) or {}
-        names = class_display_names(folders, given)
+        names = folder_classes(folders, given)[0]
         kwargs["classes"] = names
         kwargs["class_names"] = {**dict(zip(folders, names)), **given}
     prefix = "" if plan.folder == root else plan.folder.relative_to(root).as_posix() + "/"

@@ -10,11 +10,12 @@ images.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ def default_workers() -> int:
 # ----------------------------------------------------------------------------------- pixel sources
 
 
-class Pixels:
+class Pixels(abc.ABC):
     """Where the pixels of an image set come from: ``len``, ``read(i)``, ``take(index)``.
 
     ``read(i)`` returns one uint8 (C, H, W) image, or None when the file cannot be decoded and the
@@ -42,16 +43,18 @@ class Pixels:
 
     in_memory = False
 
-    def __len__(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of samples."""
 
     @property
-    def shape(self) -> tuple:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def shape(self) -> tuple:
         """(C, H, W) of every image."""
-        raise NotImplementedError
 
-    def read(self, i: int) -> Optional[torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, i: int) -> Optional[torch.Tensor]:
+        """Sample ``i`` as uint8 (C, H, W), or None (an unreadable file the source skips)."""
 
     def describe(self, i: int) -> str:
         """What sample ``i`` is, for error messages (a file path)."""
@@ -192,6 +195,10 @@ class FilePixels(Pixels):
         """The same files decoded at another shape."""
         return FilePixels(self.root, self.paths, channels, size, self.skip_unreadable, self.crop_pct)
 
+    def native_shape(self, i: int) -> tuple:
+        """``(channels, shorter side)`` of sample ``i`` as stored, from the file's header."""
+        return probe_image(self.describe(i))
+
     def read(self, i: int) -> Optional[torch.Tensor]:
         from PIL import Image, UnidentifiedImageError
 
@@ -208,6 +215,17 @@ class FilePixels(Pixels):
                             "or set data.skip_unreadable: true") from None
         t = torch.from_numpy(array.copy())
         return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def probe_image(path) -> tuple:
+    """``(channels, shorter side)`` of an image file, from its header; a one-line error when unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return (1 if im.mode in ("L", "1", "I", "I;16", "F", "LA") else 3), min(im.size)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read image {path} ({exc.__class__.__name__}); delete or replace the file") from None
 
 
 def fit_square(im, size: int, crop_pct: float = 1.0):
@@ -484,5 +502,5 @@ def nbytes(n: int, shape: Sequence[int]) -> int:
 
 
 __all__ = ["ImageSet", "Pixels", "TensorPixels", "FilePixels", "IndexPixels", "ConcatPixels", "ConformPixels",
-           "conform", "conform_tensor", "fit_square",
+           "conform", "conform_tensor", "fit_square", "probe_image",
            "default_workers", "DEFAULT_CACHE_BYTES", "nbytes"]

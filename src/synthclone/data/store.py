@@ -485,8 +485,6 @@ def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = N
     ``kept_only`` drops the images the filters rejected. ``size`` / ``channels`` bring the images
     to that shape (default: the store's own, read from its first image).
     """
-    from PIL import Image
-
     root = Path(path)
     meta = read_store_meta(root)
     manifest = root / MANIFEST
@@ -499,22 +497,14 @@ def load_store(path: str | Path, kept_only: bool = True, size: Optional[int] = N
         raise UserError(f"store {root} has no {'kept ' if kept_only else ''}images; generate more or relax the filters")
     paths = df["path"].tolist()
     layout = meta.get("layout", "folder")
-    if layout == "tar":  # the index of every tar is read once here; the source holds offsets, not files
-        pixels = TarPixels(root, paths, 1, 1, skip_unreadable=skip_unreadable)
-        own_channels, own_size = pixels.native_shape(0)
-        pixels = pixels.with_shape(channels or own_channels, size or own_size)
-    elif layout == "folder":
-        first = root / paths[0]
-        try:
-            with Image.open(first) as im:
-                own_channels, own_size = (1 if im.mode == "L" else 3), min(im.size)
-        except OSError as exc:
-            raise UserError(f"cannot read image {first} ({exc.__class__.__name__}); "
-                            "run synthclone generate again to rewrite it") from None
-        pixels = FilePixels(root, paths, channels or own_channels, size or own_size, skip_unreadable=skip_unreadable)
-    else:
+    if layout not in LAYOUTS:
         raise UserError(f"store {root} has layout {layout!r}, which this synthclone cannot read "
                         f"(known: {', '.join(LAYOUTS)}); upgrade synthclone")
+    # a tar store's index is read once here (the source holds offsets, not open files)
+    source = TarPixels if layout == "tar" else FilePixels
+    pixels = source(root, paths, 1, 1, skip_unreadable=skip_unreadable)
+    own_channels, own_size = pixels.native_shape(0)
+    pixels = pixels.with_shape(channels or own_channels, size or own_size)
     labels = torch.tensor(df["class_index"].to_numpy(), dtype=torch.long)
     data = ImageSet(
         pixels, labels, list(meta["classes"]), df["id"].tolist(), name=f"synthetic:{root.name}",

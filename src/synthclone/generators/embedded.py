@@ -151,9 +151,9 @@ class EmbeddedGenerator:
         return self._net
 
     def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return torch.autocast(self.device.type, enabled=False)
+        from ..precision import autocast
+
+        return autocast(self.precision, self.device)
 
     @torch.inference_mode()
     def denoise(self, x: torch.Tensor, text: torch.Tensor, guidance: float, steps: int, scheduler: str,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..precision import resolve_precision
+from ..precision import autocast
 from ..progress import progress, say
 
 PROMPT = "a photo of a {}"
@@ -52,7 +52,7 @@ def train_real_classifier(epochs: int = 3, seed: int = 0, batch_size: int = 128,
             x = data.images[idx].float() / 255.0
             flip = torch.rand(len(idx), generator=g) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolve_precision("auto") == "bf16"):
+            with autocast("auto", clf):
                 loss = F.cross_entropy(clf(x).float(), data.labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -71,7 +71,7 @@ def predict(clf, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Class predictions (N,) of a pixels-in-[0,1] classifier on uint8 images (N, C, H, W)."""
     out = []
     for i in range(0, len(images), batch_size):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolve_precision("auto") == "bf16"):
+        with autocast("auto", clf):
             out.append(clf(images[i : i + batch_size].float() / 255.0).float().argmax(1))
     return torch.cat(out)
 

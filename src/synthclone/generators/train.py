@@ -174,8 +174,9 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
     say(f"UNet {cfg.channels} x{cfg.blocks}: {n_params / 1e6:.2f} M parameters; steps {start} -> {cfg.steps}")
 
     T = schedule.num_train_timesteps
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16"
-                else torch.autocast("cpu", enabled=False))
+    from ..precision import autocast as autocast_for
+
+    autocast = autocast_for(cfg.precision, model)
     last_loss, t_mark, running = float("nan"), time.time(), []
     bar = progress(total=cfg.steps, initial=start, desc="pretrain generator", unit="step")
     model.train()

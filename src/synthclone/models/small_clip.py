@@ -280,9 +280,9 @@ def train_small_clip(out_dir: Union[str, Path], cfg: ClipTrainConfig) -> dict:
     total = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
     g = torch.Generator().manual_seed(cfg.seed)
-    from ..precision import resolve_precision
+    from ..precision import autocast as autocast_for
 
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if resolve_precision(cfg.precision) == "bf16" else torch.autocast("cpu", enabled=False))
+    autocast = autocast_for(cfg.precision, clip)
     t0, step = time.time(), 0
     bar = progress(total=total, desc="pretrain clip", unit="step")
     clip.train()

@@ -30,7 +30,7 @@ def load_focus(root, size: Optional[int] = None, channels: int = 3,
     Ids are the ``path`` column; images are decoded at ``channels`` x ``size`` x ``size`` when read
     (``size`` None: the first image's shorter side).
     """
-    from ..data.folder import probe_image
+    from ..data.images import probe_image
 
     root = Path(root)
     table_path = root / "annotations.csv"

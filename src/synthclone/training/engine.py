@@ -37,7 +37,7 @@ from ..data.images import ImageSet
 from ..data.mixing import ShardedBatchSampler, TrainData, stable_seed
 from ..errors import UserError
 from ..models.checkpoint import save_checkpoint
-from ..precision import resolve_precision
+from ..precision import autocast
 from ..progress import progress, say
 
 STATE_DIR = "train_state"
@@ -164,7 +164,7 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision:
     correct, seen = 0, 0
     for images, idx in data.batches(batch_size):
         x = images.float().div_(255)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolve_precision(precision) == "bf16"):
+        with autocast(precision, model):
             logits = model(x)
         correct += int((logits.float().argmax(1) == data.labels[idx]).sum())
         seen += len(idx)
@@ -337,7 +337,6 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
             say(f"[{task.name}] resuming {out} after epoch {start_epoch}")
     total_steps = steps_per_epoch * settings.epochs
     warmup = int(round(settings.warmup_epochs * steps_per_epoch))
-    autocast = resolve_precision(settings.precision) == "bf16"
     weights = torch.ones(len(train.parts))
     if settings.source_weights is not None:
         if len(settings.source_weights) != len(train.parts):
@@ -373,7 +372,7 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
                         x = task.augment(x, g)
                 src = train.source[idx]
                 batch = Batch(x, train.data.labels[idx], idx, src, weights[src], g, global_n)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                with autocast(settings.precision, task.model):
                     per_sample, logits = task.loss(batch)
                 loss = (per_sample.float() * batch.weight).sum() / global_n
                 loss.backward()
