@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import UserError
 
@@ -121,7 +121,8 @@ class RunConfig(Section):
 
     name: str = "quickstart"
     out_dir: str = Field("runs", description="run directories are created under this folder")
-    device: str = "cpu"
+    device: str = Field("auto", description="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N; "
+                                            "every stage runs there, and CUDA on a machine without one is an error")
     threads: Optional[int] = Field(None, ge=1)
     data: DataConfig = Field(default_factory=DataConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
@@ -130,6 +131,16 @@ class RunConfig(Section):
     study: StudyConfig = Field(default_factory=StudyConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device_spelling(cls, value: str) -> str:
+        from .device import check_device_spec
+
+        try:
+            return check_device_spec(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _set_path(tree: Dict[str, Any], dotted: str, value: Any) -> None:
