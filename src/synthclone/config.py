@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from .errors import UserError
 
@@ -54,8 +54,9 @@ class GenerateConfig(Section):
     seed: int = 0
     batch_size: int = Field(256, ge=1)
     filter: List[str] = Field(default_factory=lambda: ["clip"], description="filters applied in order")
-    generator_options: Dict[str, Any] = Field(default_factory=dict, description="options of the generator, e.g. {compile: true} (embedded: about 1.2x faster sampling after ~30 s of compilation)")
-    ray: Optional[str] = Field(None, description="'local' or a Ray address; None runs in-process")
+    generator_options: Dict[str, Any] = Field(default_factory=dict, description="options of the generator, checked by it (an unknown one is an error). embedded: {compile: true} (about 1.2x faster sampling after ~30 s of compilation), precision, micro_batch, cfg, channels_last. diffusers: dtype (auto = float16 on CUDA, float32 on the CPU; float32, float16, bfloat16), variant (auto = the fp16 weight files for float16 when the pipeline has them; none; or a name), cpu_offload (CUDA only), attention_slicing, vae_slicing, vae_tiling, height, width, negative_prompt. The device is the run's device setting, not an option here")
+    ray: Optional[str] = Field(None, description="'local' or a Ray address; None runs in-process. Every Ray node must see the store folder (and local weights) at the same path: a shared filesystem")
+    ray_workers: Optional[int] = Field(None, ge=1, description="Ray actors making shards, each loading the generator once (default: one per GPU of the cluster on CUDA, one per CPU otherwise)")
     prompt_options: Dict[str, Any] = Field(default_factory=dict, description="options of the prompt strategy, e.g. {template: 'a sketch of a {c}'} or {captions: FILE}")
     filter_options: Dict[str, Dict[str, Any]] = Field(default_factory=dict, description="options per filter, e.g. {clip: {quota: 100}, dedup: {max_distance: 2}}")
     shard_size: int = Field(128, ge=1, description="images per resumable work unit (one Ray task each)")
@@ -74,7 +75,10 @@ class TrainConfig(Section):
     seeds: List[int] = Field(default_factory=lambda: [0])
     regimes: List[str] = Field(default_factory=lambda: ["supervised"])
     mix_ratio: float = Field(0.5, ge=0, le=1, description="share of synthetic images per batch in mixed training")
-    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast where the CPU/GPU has native bf16 (AMX, AVX-512 BF16), else fp32")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 autocast where the CPU/GPU has native bf16 (AMX, AVX-512 BF16, CUDA bf16), else fp32; fp16 (CUDA only) trains with a GradScaler")
+    channels_last: bool = Field(False, description="channels-last memory format for model and batches (faster convolutions on GPUs with tensor cores)")
+    compile: bool = Field(False, description="torch.compile the model (nn.Module.compile; the first steps compile, later ones run faster)")
+    sync_bn: bool = Field(False, description="SyncBatchNorm across data-parallel processes (CUDA only); otherwise BatchNorm statistics are averaged over processes after each epoch")
 
 
 class BenchConfig(Section):
@@ -104,10 +108,32 @@ class StudyConfig(Section):
 
 
 class ClipConfig(Section):
-    """The CLIP model of every CLIP step: the CLIP filter, the zero-shot arm and classifier tuning."""
+    """The CLIP model of every CLIP step: the CLIP filter, the zero-shot arm and classifier tuning (docs/clip.md)."""
 
-    model: str = Field("small_clip", description="small_clip (the shipped small CLIP: Fashion-MNIST's classes only), "
-                                                 "small_clip:tiny (random weights, smoke tests) or a small-CLIP weights path")
+    model: str = Field("small_clip", description="small_clip (the shipped small CLIP, the embedded world's: Fashion-MNIST's "
+                                                 "classes only), small_clip:tiny (random weights, smoke tests), a small-CLIP "
+                                                 "weights path, or open_clip:NAME for any other data: NAME from "
+                                                 "open_clip.list_models() (He et al. used RN50 and ViT-B-16), a model-config "
+                                                 "JSON path (open_clip:/path/my-clip.json), local-dir:FOLDER or hf-hub:ORG/REPO")
+    pretrained: Optional[str] = Field(None, description="weights of an open_clip:NAME model: a pretrained tag (openai, "
+                                                        "laion2b_s34b_b79k, ...; downloaded unless in the Hugging Face cache) "
+                                                        "or a local weights file; 'none' = random weights (a meaningless "
+                                                        "zero-shot classifier, smoke tests only); must be set for open_clip:NAME, "
+                                                        "left unset for local-dir:/hf-hub: models (their own weights) and small_clip")
+
+    @field_validator("pretrained")
+    @classmethod
+    def _pretrained_text(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else str(value).strip() or None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # unset weights are left out: this section is hashed into every stage's key, and runs made
+        # before clip.pretrained existed must keep their finished stages (stores above all)
+        out = handler(self)
+        if isinstance(out, dict) and out.get("pretrained") is None:
+            out.pop("pretrained", None)
+        return out
 
 
 class ReportConfig(Section):
@@ -189,7 +215,7 @@ def _explain(err: ValidationError, schema: type[BaseModel]) -> str:
         where = ".".join(str(p) for p in loc[:-1]) or "the top level"
         return f"unknown config key {dotted!r}; valid keys in {where}: {valid}"
     value = first.get("input")
-    return f"bad value for config key {dotted!r}: {first['msg']} (got {value!r})"
+    return f"bad value for config key {dotted!r}: {first['msg'].removeprefix('Value error, ')} (got {value!r})"
 
 
 def validate(tree: Dict[str, Any], schema: type[BaseModel] = RunConfig) -> Any:

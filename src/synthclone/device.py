@@ -20,6 +20,12 @@ import torch
 from .errors import UserError
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
+DEVICE_HELP = "where to compute: auto (default: CUDA when there is a GPU), cpu, cuda or cuda:N"
+
+
+def add_device_argument(parser, default: Optional[str] = None) -> None:
+    """``--device`` for a subcommand (None: the config's ``device``, else ``auto``)."""
+    parser.add_argument("--device", default=default, help=DEVICE_HELP)
 _PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 

@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from ..device import add_device_argument
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", action="append", required=True, metavar="MODEL",
@@ -48,6 +50,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="any robustness.BenchSettings field, VALUE as JSON (e.g. pgd_steps=5, attacks='[\"fgsm\"]')")
     parser.add_argument("--no-plots", action="store_true", help="skip the reliability diagrams")
+    add_device_argument(parser)
 
 
 def _load_data(spec: str, split: str, options: dict):
@@ -152,6 +155,9 @@ def run(args) -> int:
 
     from ..models import model_data_config
 
+    from ..device import resolve_device
+
+    device = resolve_device(args.device)  # CUDA on a machine without it fails before anything loads
     probes = resolve_probes(args.probes)  # unknown probe names fail before anything loads
     wanted = next((c for c in map(model_data_config, args.model) if c), None) or {}
     size = args.image_size or wanted.get("size")
@@ -162,6 +168,7 @@ def run(args) -> int:
     data = _load_data(args.data, "test", options)
     val = _load_data(args.val or args.data, "val", options)
     settings = _settings(args, data, val)
+    settings.device = device
     if "ood" in probes and settings.mahalanobis:
         settings.train = _load_data(args.data, "train", options)
     out = Path(args.out)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
+    from ..device import add_device_argument
+
     sub = parser.add_subparsers(dest="what", metavar="WHAT", required=True)
 
     g = sub.add_parser("generator", help="train the embedded text-to-image diffusion model (checkpointed, resumable)")
@@ -29,6 +31,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     g.add_argument("--limit", type=int, default=None, help="use only the first N generator-split images (smoke tests)")
     g.add_argument("--seed", type=int, default=0)
+    add_device_argument(g, "auto")
 
     c = sub.add_parser("clip", help="train the small CLIP image tower against the frozen sentence encoder")
     c.add_argument("--out", required=True, help="output folder (small_clip.safetensors + .json, loss log)")
@@ -39,6 +42,7 @@ def add_arguments(parser) -> None:
     c.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     c.add_argument("--limit", type=int, default=None, help="use only the first N generator-split images (smoke tests)")
     c.add_argument("--seed", type=int, default=0)
+    add_device_argument(c, "auto")
     c.add_argument("--card-dir", default=None, help="also write CLIP_CARD.md here (src/synthclone/weights for the shipped card)")
 
     e = sub.add_parser("evaluate", help="measure a generator's model-card figures (CAS, guidance sweep, FD, throughput)")
@@ -74,7 +78,7 @@ def run(args) -> int:
         cfg = GeneratorTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, channels=channels,
                                    blocks=args.blocks, ema_decay=args.ema_decay, p_uncond=args.p_uncond,
                                    checkpoint_every=args.checkpoint_every, precision=args.precision,
-                                   limit=args.limit, seed=args.seed)
+                                   limit=args.limit, seed=args.seed, device=args.device)
         summary = train_generator(args.out, cfg, resume=args.resume)
         say(f"generator: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
             f"{summary['wall_time_s']:.0f} s; weights in {Path(args.out) / 'generator.safetensors'}")
@@ -84,7 +88,7 @@ def run(args) -> int:
         from ..models.small_clip import ClipTrainConfig, train_small_clip
 
         cfg = ClipTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width=args.width,
-                              precision=args.precision, limit=args.limit, seed=args.seed)
+                              precision=args.precision, limit=args.limit, seed=args.seed, device=args.device)
         summary = train_small_clip(args.out, cfg)
         say(f"small CLIP: zero-shot test accuracy {summary['zero_shot_test_accuracy']:.3f}; weights in {args.out}")
         if args.card_dir:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..device import add_device_argument
 from ..errors import UserError
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a run directory written by 'synthclone run'")
     parser.add_argument("--out", help="where to write index.html and report.md (default: RUN_DIR/report)")
+    add_device_argument(parser)
 
 
 def run(args) -> int:
@@ -25,7 +27,12 @@ def run(args) -> int:
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the folder 'synthclone run' wrote")
     tree = yaml.safe_load(cfg_file.read_text()) or {}
     tree.pop("_provenance", None)
+    if args.device:
+        tree["device"] = args.device
     cfg = validate(tree)
+    from ..device import resolve_device
+
+    resolve_device(cfg.device)  # the sample grids run the generator there
     outputs = finished_outputs(cfg, run_dir)
     benched = [k for k in outputs if k.startswith("bench-")]
     if not benched:

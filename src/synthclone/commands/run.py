@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import load_config, write_resolved
+from ..device import add_device_argument
 from ..progress import say
 
 
@@ -14,6 +15,7 @@ def add_arguments(parser) -> None:
                         help="override a config value, e.g. --set train.epochs=2 (repeatable)")
     parser.add_argument("--out", help="run directory (default: <out_dir>/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="validate the config, print the plan, run nothing")
+    add_device_argument(parser)
 
 
 def run(args) -> int:
@@ -22,7 +24,8 @@ def run(args) -> int:
     config = args.config
     if config is None and Path("configs/quickstart.yaml").is_file():
         config = "configs/quickstart.yaml"
-    cfg = load_config(config or "quickstart", args.overrides)
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    cfg = load_config(config or "quickstart", overrides)
     run_dir = Path(args.out) if args.out else Path(cfg.out_dir) / cfg.name
     if args.dry_run:
         from ..pipeline import plan

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..device import add_device_argument
 from ..errors import UserError
 from ..progress import say
 
@@ -43,7 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 where the hardware has bf16 units")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="auto (default): bf16 where the hardware has bf16 units")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--warmup-epochs", type=float, default=0.5)
     parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
@@ -62,6 +63,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ray", nargs="?", const="local", help="train on Ray Train workers ('local' or a Ray address)")
     parser.add_argument("--workers", type=int, default=2, help="number of Ray workers with --ray")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format (GPUs)")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--sync-bn", action="store_true", default=None,
+                        help="SyncBatchNorm across torchrun / Ray processes (CUDA only)")
+    add_device_argument(parser)
 
 
 def _options(pairs) -> dict:
@@ -79,7 +85,12 @@ def _options(pairs) -> dict:
 def run(args) -> int:
     from ..config import RunConfig, load_config
 
+    from ..device import check_device_spec, resolve_device
+
     cfg = load_config(args.config) if args.config else RunConfig()
+    device = check_device_spec(args.device or cfg.device)
+    if not args.ray:
+        resolve_device(device)  # CUDA on a machine without it fails here, before anything is loaded
     threads = args.threads or cfg.threads
     if threads:
         import torch
@@ -100,7 +111,9 @@ def run(args) -> int:
         weight_decay=args.weight_decay if args.weight_decay is not None else t.weight_decay,
         precision=args.precision or t.precision, warmup_epochs=args.warmup_epochs, patience=args.patience,
         val_limit=args.val_limit or cfg.data.val_limit, optimizer=args.optimizer, loss_weights=args.loss_weights,
-        dataset=dataset, data_options=_data_options(cfg, args, model), **_options(args.option),
+        dataset=dataset, data_options=_data_options(cfg, args, model), device=device,
+        channels_last=_flag(args.channels_last, t.channels_last), compile=_flag(args.compile, t.compile),
+        sync_bn=_flag(args.sync_bn, t.sync_bn), **_options(args.option),
     )
     if args.init:
         kwargs["init"] = args.init
@@ -122,7 +135,7 @@ def run(args) -> int:
     from ..training.launch import init_from_env, shutdown
     from ..training.engine import world
 
-    distributed = init_from_env()
+    distributed = init_from_env(resolve_device(device))
     try:
         val = _val_split(dataset, _data_options(cfg, args, model, evaluation=True))
         kwargs["train_data"] = _resolve_data(data, dataset, seed, kwargs["data_options"])
@@ -136,6 +149,10 @@ def run(args) -> int:
         if distributed:
             shutdown()
     return _finish(args, dataset)
+
+
+def _flag(given, configured: bool) -> bool:
+    return configured if given is None else bool(given)
 
 
 def _data_options(cfg, args, model, evaluation: bool = False) -> dict:
@@ -177,7 +194,9 @@ def _finish(args, dataset: str) -> int:
     model_spec = args.model or cfg.train.model
     test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, args, model_spec, evaluation=True)),
                      args.test_limit)
-    model = load_any_model(args.out)
+    from ..device import resolve_device
+
+    model = load_any_model(args.out).to(resolve_device(args.device or cfg.device))
     acc = accuracy(model, test)
     out = Path(args.out) / "test_eval.json"
     out.write_text(json.dumps({"test_accuracy": acc, "test_size": len(test), "dataset": dataset}, indent=2))

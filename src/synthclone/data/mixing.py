@@ -248,7 +248,9 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
     ``round(batch_size * share)`` samples of each part. Rank ``r`` of ``world_size`` gets positions
     ``r, r + world_size, ...`` of each global batch (of each part's chunk, so shares hold per rank):
     slices are disjoint and cover the batch, so with plain data every sample is seen exactly once
-    per epoch across ranks. Call :meth:`set_epoch` before iterating.
+    per epoch across ranks. With several ranks, a short last batch that would leave a rank with
+    no sample is dropped (every rank must take part in every step). Call :meth:`set_epoch` before
+    iterating.
     """
 
     def __init__(self, data: TrainData, batch_size: int, seed: int = 0, world_size: int = 1, rank: int = 0):
@@ -273,7 +275,16 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
 
     def global_batches(self, epoch: Optional[int] = None) -> list:
         """Every global batch of ``epoch``: index tensors, or (with shares) lists of per-part index tensors."""
-        epoch = self.epoch if epoch is None else epoch
+        batches = self._global_batches(self.epoch if epoch is None else epoch)
+        if self.world_size > 1 and batches and min(self._slice_sizes(batches[-1])) == 0:
+            batches = batches[:-1]
+        return batches
+
+    def _slice_sizes(self, batch) -> List[int]:
+        parts = batch if isinstance(batch, list) else [batch]
+        return [sum(len(p[r::self.world_size]) for p in parts) for r in range(self.world_size)]
+
+    def _global_batches(self, epoch: int) -> list:
         if self.counts is None:
             g = torch.Generator().manual_seed(stable_seed(self.seed, epoch))
             perm = torch.randperm(len(self.data), generator=g)
@@ -303,9 +314,7 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
             yield self._rank_slice(batch).tolist()
 
     def __len__(self) -> int:
-        if self.counts is None:
-            return -(-len(self.data) // self.batch_size)
-        return -(-len(self.part_index[0]) // self.counts[0])
+        return len(self.global_batches(0))
 
 
 __all__ = ["TrainData", "ShardedBatchSampler", "load_train_data", "from_sets", "parse_spec", "concat", "per_class_subset",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import shutil
 import time
@@ -58,6 +57,7 @@ class GeneratorTrainConfig:
     split: str = "generator"
     limit: Optional[int] = None
     precision: str = "auto"
+    device: str = "cpu"
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -65,10 +65,9 @@ class GeneratorTrainConfig:
 
 
 def _lr(cfg: GeneratorTrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+    from ..training.engine import lr_at
+
+    return lr_at(step, cfg.steps, cfg.warmup, cfg.lr, floor=cfg.min_lr_ratio)
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -122,7 +121,8 @@ def _load_checkpoint(ckpt: Path, model: UNet, ema: UNet, opt: torch.optim.AdamW)
     for n, p in model.named_parameters():
         if f"exp_avg.{n}" in moments:
             opt.state[p] = {"step": torch.tensor(state["optimizer_steps"][n]),
-                            "exp_avg": moments[f"exp_avg.{n}"], "exp_avg_sq": moments[f"exp_avg_sq.{n}"]}
+                            "exp_avg": moments[f"exp_avg.{n}"].to(p.device),
+                            "exp_avg_sq": moments[f"exp_avg_sq.{n}"].to(p.device)}
     return state
 
 
@@ -136,6 +136,9 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
     from ..text import load_text_encoder
     from .captions import caption_bank
 
+    from ..device import resolve_device
+
+    cfg.device = resolve_device(cfg.device)  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     latest = out / "latest"
@@ -143,7 +146,7 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
         raise UserError(f"{out} already holds a generator checkpoint; pass --resume to continue it or choose another --out")
     from ..precision import resolve_precision
 
-    cfg.precision = resolve_precision(cfg.precision)
+    cfg.precision = resolve_precision(cfg.precision, cfg.device)
 
     data = load_dataset("fashion-mnist", split=cfg.split)
     if cfg.limit:
@@ -157,6 +160,7 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
     torch.manual_seed(cfg.seed)
     model = UNet(in_channels=images.shape[1], channels=cfg.channels, blocks=cfg.blocks, emb_dim=cfg.emb_dim,
                  attention=cfg.attention)
+    model.to(cfg.device)
     ema = copy.deepcopy(model).requires_grad_(False)
     schedule = NoiseSchedule(kind=cfg.schedule, prediction_type=cfg.prediction_type)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -194,6 +198,8 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
             u = (torch.arange(cfg.batch_size) + torch.rand(cfg.batch_size, generator=g)) / cfg.batch_size
             t = (u[torch.randperm(cfg.batch_size, generator=g)] * T).long().clamp_(0, T - 1)
             noise = torch.randn(x0.shape, generator=g)
+            # drawn on the CPU from the step's generator (the same batches on any device), computed on the device
+            x0, noise, t, text, drop = (v.to(cfg.device) for v in (x0, noise, t, text, drop))
             xt = schedule.add_noise(x0, noise, t).float()
             target = schedule.target(x0, noise, t).float()
             cond = torch.where(drop[:, None], model.null_embedding[None].expand(cfg.batch_size, -1), text)

@@ -117,8 +117,9 @@ def save_checkpoint(model: nn.Module, out_dir: str | Path, training: Optional[Di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     skip = _excluded(model)
-    # clone: safetensors refuses tensors that share storage
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+    # a copy on the CPU: safetensors refuses tensors that share storage (and the model may be on a GPU)
+    tensors = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in model.state_dict().items()
+               if not (skip and k.startswith(skip))}
     spec = getattr(model, "spec", None)
     meta = {
         "format": FORMAT,

@@ -238,6 +238,7 @@ class ClipTrainConfig:
     split: str = "generator"
     limit: Optional[int] = None
     seed: int = 0
+    device: str = "cpu"
 
 
 def _multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -251,7 +252,8 @@ def _multi_positive_loss(img: torch.Tensor, txt: torch.Tensor, labels: torch.Ten
 def zero_shot_accuracy(clip: SmallClip, data, templates: Optional[Sequence[str]] = None, batch_size: int = 1024) -> dict:
     """Zero-shot accuracy of ``clip`` on an ImageSet: {"accuracy": float, "per_class": {name: float}}."""
     clf = clip.zero_shot_classifier(data.classes, templates).eval()
-    preds = torch.cat([clf(data.images[i : i + batch_size].float() / 255.0).argmax(1) for i in range(0, len(data), batch_size)])
+    device = clip.text_proj.weight.device
+    preds = torch.cat([clf(images.to(device).float() / 255.0).argmax(1).cpu() for images, _ in data.batches(batch_size)])
     correct = preds == data.labels
     per = {c: float(correct[data.labels == k].float().mean()) for k, c in enumerate(data.classes) if (data.labels == k).any()}
     return {"accuracy": float(correct.float().mean()), "per_class": per}
@@ -265,6 +267,9 @@ def train_small_clip(out_dir: Union[str, Path], cfg: ClipTrainConfig) -> dict:
     from ..progress import progress, say
     from ..text import load_text_encoder
 
+    from ..device import resolve_device
+
+    cfg.device = resolve_device(cfg.device)  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset("fashion-mnist", split=cfg.split)
@@ -273,7 +278,7 @@ def train_small_clip(out_dir: Union[str, Path], cfg: ClipTrainConfig) -> dict:
     bank = caption_bank(data.classes, load_text_encoder())
     say(f"small CLIP: {len(data)} images of {data.name}, {len(bank.captions)} captions")
     torch.manual_seed(cfg.seed)
-    clip = SmallClip(width=cfg.width, embed_dim=cfg.embed_dim)
+    clip = SmallClip(width=cfg.width, embed_dim=cfg.embed_dim).to(cfg.device)
     params = [p for p in clip.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(data) // cfg.batch_size)
@@ -299,6 +304,8 @@ def train_small_clip(out_dir: Union[str, Path], cfg: ClipTrainConfig) -> dict:
                 x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
                 labels = data.labels[idx]
                 text = bank.sample(labels, g)
+                # drawn on the CPU from the seeded generator (the same batches on any device), computed on the device
+                x, labels, text = x.to(cfg.device), labels.to(cfg.device), text.to(cfg.device)
                 with autocast:
                     img = F.normalize(clip.image_features(x).float(), dim=-1)
                     txt = clip.project_text(text)

@@ -20,7 +20,8 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
                 precision: str = "auto", warmup_epochs: float = 0.5, patience: Optional[int] = None,
                 val_limit: Optional[int] = None, optimizer: Optional[str] = None,
                 loss_weights: Optional[Sequence[float]] = None, dataset: Optional[str] = None,
-                data_options: Optional[dict] = None, **options: Any):
+                data_options: Optional[dict] = None, device: str = "cpu", channels_last: bool = False,
+                compile: bool = False, sync_bn: bool = False, **options: Any):
     """Train ``model`` with ``regime`` and write the best-on-validation checkpoint to ``out_dir``.
 
     Args:
@@ -36,12 +37,16 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
         dataset: the real dataset behind ``real`` in data specs (needed when ``train_data`` or
             ``probe_data`` is a spec string).
         data_options: ``load_dataset`` options (``size``, ``workers``, ...) for spec strings.
+        device: a device setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``); under ``torchrun``
+            ``cuda`` is each process's ``LOCAL_RANK`` GPU. CUDA without a GPU is a UserError.
+        channels_last, compile, sync_bn: see :class:`~synthclone.training.engine.Settings`.
         options: regime options (``init``, ``tau``, ``probe_epochs``, ``temperature``, ``templates``, ...).
     Returns:
         :class:`~synthclone.training.engine.TrainResult` (checkpoint_dir, history, val_accuracy, ...).
     """
     from ..data.images import ImageSet
     from ..data.mixing import TrainData, from_sets, load_train_data
+    from ..device import resolve_device
     from .engine import Settings
     from .regimes import DEFAULT_LR, DEFAULT_MODEL, Context
 
@@ -58,7 +63,8 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
     settings = Settings(epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR.get(regime, 0.05),
                         weight_decay=weight_decay, seed=seed, precision=precision, warmup_epochs=warmup_epochs,
                         patience=patience, val_limit=val_limit, optimizer=optimizer or "sgd",
-                        source_weights=list(loss_weights) if loss_weights else None)
+                        source_weights=list(loss_weights) if loss_weights else None, device=resolve_device(device),
+                        channels_last=channels_last, compile=compile, sync_bn=sync_bn)
     if optimizer:
         options["optimizer_given"] = True
     out = Path(out_dir)

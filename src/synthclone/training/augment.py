@@ -2,7 +2,8 @@
 
 Every function takes an explicit ``torch.Generator`` so a batch's augmentation depends only on the
 (seed, epoch, step, rank) the trainer derives it from: that is what makes a resumed run identical
-to an uninterrupted one.
+to an uninterrupted one. The random numbers are drawn on the CPU from that generator and moved to
+the batch's device, so a batch on a GPU gets the same crops and flips as on the CPU.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 2, flip: bool = Tr
         xp = F.pad(x, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-        rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
-        cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
-        x = xp[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
+        rows = (dy[:, None] + torch.arange(h))[:, :, None].to(x.device)  # (N, H, 1)
+        cols = (dx[:, None] + torch.arange(w))[:, None, :].to(x.device)  # (N, 1, W)
+        x = xp[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
     if flip:
-        mask = torch.rand(n, generator=g) < 0.5
+        mask = (torch.rand(n, generator=g) < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(-1), x)
     return x
 
@@ -51,7 +52,7 @@ def _random_resized_crop(x: torch.Tensor, g: torch.Generator, scale, ratio, flip
     theta[:, 0, 2] = tx
     theta[:, 1, 1] = sh
     theta[:, 1, 2] = ty
-    grid = F.affine_grid(theta, (n, c, h, w), align_corners=False)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), (n, c, h, w), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -102,11 +103,11 @@ def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3
     if n == 0:
         return x
     out = _random_resized_crop(x, g, scale, ratio, flip)
-    b = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
-    k = 1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter
+    b = (1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter).to(out.device)
+    k = (1 + (torch.rand(n, 1, 1, 1, generator=g) * 2 - 1) * jitter).to(out.device)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = ((out - mean) * k + mean) * b
     if c == 3:
-        gray = (torch.rand(n, generator=g) < 0.2)[:, None, None, None]
+        gray = (torch.rand(n, generator=g) < 0.2)[:, None, None, None].to(out.device)
         out = torch.where(gray, out.mean(1, keepdim=True).expand_as(out), out)
     return out.clamp_(0, 1)

@@ -5,10 +5,16 @@ an augmentation, how to evaluate). :func:`fit` runs it:
 
 1. resume from ``out_dir/train_state/`` when a previous run of the same config left one;
 2. per epoch: seeded batches from :class:`~synthclone.data.mixing.ShardedBatchSampler` (this
-   rank's slice), augmentation seeded by (seed, epoch, step, rank), bf16 autocast (or fp32),
-   SGD/AdamW with linear warmup then cosine decay per step;
-3. gradients summed over ``torch.distributed`` ranks (each rank's loss is its share of the global
-   batch mean, so N processes compute the same update as one);
+   rank's slice), decoded ahead in DataLoader workers, augmented (uint8 crops on the CPU, seeded
+   by (seed, epoch, step, rank)), copied to ``settings.device`` (pinned, non-blocking on CUDA),
+   autocast bf16 / fp16 (with a ``GradScaler``) or fp32, SGD/AdamW with linear warmup then cosine
+   decay per step;
+3. data parallel over ``torch.distributed`` ranks (``torchrun`` or Ray Train) through
+   ``torch.nn.parallel.DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs): each rank's loss is
+   its share of the global batch mean, so N processes compute the same update as one; contrastive
+   losses gather their negatives from every rank (:mod:`synthclone.training.collective`);
+   BatchNorm statistics are averaged over ranks after each epoch, or synchronised every step
+   with ``sync_bn`` (CUDA);
 4. a non-finite loss stops the run (:class:`TrainingDiverged`) before anything is saved;
 5. after each epoch: validation accuracy (validation split only), the best model so far written to
    ``out_dir`` as a checkpoint, the resumable state to ``out_dir/train_state/``, a line in
@@ -16,7 +22,9 @@ an augmentation, how to evaluate). :func:`fit` runs it:
 
 Everything that decides the result depends only on the seed, so the same seed on the CPU gives the
 same final weights, and a killed run resumed from its last epoch ends with the same weights as an
-uninterrupted one.
+uninterrupted one. A run may resume on another device or under another number of processes (the
+state holds the model, optimizer and RNG, not the world size); it then continues correctly but not
+bit-identically, since augmentation streams are per rank.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -36,9 +45,11 @@ from torch import nn
 from ..data.images import ImageSet
 from ..data.mixing import ShardedBatchSampler, TrainData, stable_seed
 from ..errors import UserError
+from ..device import device_record, is_cuda
 from ..models.checkpoint import save_checkpoint
-from ..precision import autocast
+from ..precision import autocast, grad_scaler, resolve_precision
 from ..progress import progress, say
+from .collective import world
 
 STATE_DIR = "train_state"
 
@@ -56,7 +67,7 @@ class Settings:
     lr: float = 0.05
     weight_decay: float = 5e-4
     seed: int = 0
-    precision: str = "auto"   # auto | bf16 | fp32 (see synthclone.precision)
+    precision: str = "auto"   # auto | bf16 | fp16 | fp32 (see synthclone.precision)
     optimizer: str = "sgd"
     momentum: float = 0.9
     warmup_epochs: float = 0.5
@@ -64,12 +75,17 @@ class Settings:
     val_limit: Optional[int] = None
     eval_batch_size: int = 512
     source_weights: Optional[List[float]] = None  # per data part loss weight (e.g. real 1.0, synthetic 0.5)
+    device: str = "cpu"          # a resolved device (synthclone.device.resolve_device)
+    channels_last: bool = False  # channels-last memory format for model and batches
+    compile: bool = False        # nn.Module.compile the model and extra modules
+    sync_bn: bool = False        # SyncBatchNorm across data-parallel ranks (CUDA)
 
     def fingerprint(self) -> Dict[str, Any]:
         # what may change between a killed run and its resumption: epochs (extend a run), lr (a
-        # user lowering it after divergence), patience; everything else must match
+        # user lowering it after divergence), patience, and where and how fast it runs (device,
+        # memory format, compilation); everything else must match
         d = asdict(self)
-        for k in ("epochs", "lr", "patience", "eval_batch_size"):
+        for k in ("epochs", "lr", "patience", "eval_batch_size", "device", "channels_last", "compile"):
             d.pop(k)
         return d
 
@@ -78,11 +94,11 @@ class Settings:
 class Batch:
     """One rank's slice of a global batch."""
 
-    x: torch.Tensor          # float (n, C, H, W) in [0, 1], augmented
-    y: torch.Tensor          # int64 (n,)
-    index: torch.Tensor      # int64 (n,) sample indices into TrainData.data
-    source: torch.Tensor     # int64 (n,) data part of each sample
-    weight: torch.Tensor     # float (n,) per-sample loss weight
+    x: torch.Tensor          # float (n, C, H, W) in [0, 1], augmented, on the training device
+    y: torch.Tensor          # int64 (n,), on the training device
+    index: torch.Tensor      # int64 (n,) sample indices into TrainData.data (CPU)
+    source: torch.Tensor     # int64 (n,) data part of each sample (CPU)
+    weight: torch.Tensor     # float (n,) per-sample loss weight, on the training device
     generator: torch.Generator  # for any further randomness of the step (second SimCLR view)
     global_size: int         # samples in the global batch over all ranks
 
@@ -128,21 +144,29 @@ class TrainResult:
 # ----------------------------------------------------------------------------------- distributed
 
 
-def world() -> tuple[int, int]:
-    """(world_size, rank) of the initialised process group, else (1, 0)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+class _Step(nn.Module):
+    """A task's per-batch loss as one module, so ``DistributedDataParallel`` sees one forward per
+    step whatever the regime calls inside (``model(x)``, ``encoder.features(x)``, a projector)."""
+
+    def __init__(self, task: Task):
+        super().__init__()
+        self.model = task.model
+        self.extra = nn.ModuleDict(task.extra_modules)
+        self.__dict__["_loss"] = task.loss
+
+    def forward(self, batch: Batch):
+        return self._loss(batch)
 
 
-def _allreduce_grads(params: List[nn.Parameter]) -> None:
-    grads = [p.grad for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+def _data_parallel(step: _Step, device: str) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    index = [torch.device(device).index or 0] if is_cuda(device) else None
+    # BatchNorm statistics: averaged after each epoch (or SyncBatchNorm), not broadcast every step;
+    # the start is the same on every rank (same seed), which DDP's initial broadcast also ensures
+    with warnings.catch_warnings():  # newer torch renames broadcast_buffers; the old name still works
+        warnings.simplefilter("ignore", FutureWarning)
+        return DistributedDataParallel(step, device_ids=index, broadcast_buffers=False)
 
 
 def _average_buffers(module: nn.Module, world_size: int) -> None:
@@ -153,20 +177,39 @@ def _average_buffers(module: nn.Module, world_size: int) -> None:
             buf.div_(world_size)
 
 
+def _all_sum(values: List[float], device: str) -> List[float]:
+    """Sum of ``values`` over ranks (on the device NCCL needs, on the CPU for gloo)."""
+    comm = device if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=comm)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _to_device(t: torch.Tensor, device: str, channels_last: bool = False) -> torch.Tensor:
+    """A batch tensor on the training device: pinned and non-blocking on CUDA."""
+    if not is_cuda(device):
+        return t
+    t = t.pin_memory().to(device, non_blocking=True)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last and t.ndim == 4 else t
+
+
 # ----------------------------------------------------------------------------------- evaluation
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 512, precision: str = "auto") -> float:
     """Top-1 accuracy of ``model`` (pixels [0, 1] -> logits) on ``data``, in [0, 1]."""
+    from ..device import module_device
+
     was = model.training
     model.eval()
+    device = str(module_device(model))
     correct, seen = 0, 0
     for images, idx in data.batches(batch_size):
-        x = images.float().div_(255)
-        with autocast(precision, model):
+        x = _to_device(images, device).float().div_(255)
+        with autocast(precision, device):
             logits = model(x)
-        correct += int((logits.float().argmax(1) == data.labels[idx]).sum())
+        correct += int((logits.float().argmax(1).cpu() == data.labels[idx]).sum())
         seen += len(idx)
     model.train(was)
     return correct / max(seen, 1)
@@ -216,13 +259,18 @@ def save_state(state_dir: Path, task: Task, opt: torch.optim.Optimizer, info: Di
     """The resumable state: model + extra modules + optimizer + RNG (safetensors), counters (JSON)."""
     from safetensors.torch import save_file
 
+    def cpu(v: torch.Tensor) -> torch.Tensor:
+        return v.detach().to("cpu", copy=True).contiguous()
+
     state_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in task.model.state_dict().items()}
+    tensors = {f"model.{k}": cpu(v) for k, v in task.model.state_dict().items()}
     for name, mod in task.extra_modules.items():
-        tensors.update({f"extra.{name}.{k}": v.detach().contiguous().clone() for k, v in mod.state_dict().items()})
+        tensors.update({f"extra.{name}.{k}": cpu(v) for k, v in mod.state_dict().items()})
     opt_tensors, opt_rest = _flatten_optimizer(opt)
-    tensors.update(opt_tensors)
+    tensors.update({k: cpu(v) for k, v in opt_tensors.items()})
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     # a new weights file per epoch, then the JSON that points at it replaced atomically: a kill at
     # any moment leaves either the old pair or the new pair, never a mix
     name = f"state-{info['epochs_done']}.safetensors"
@@ -247,6 +295,8 @@ def load_state_into(state_dir: Path, task: Task, opt: torch.optim.Optimizer) -> 
         mod.load_state_dict({k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}, strict=True)
     _unflatten_optimizer(opt, tensors, info.pop("optimizer"))
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     return info
 
 
@@ -286,12 +336,41 @@ def _on_uint8(augment) -> bool:
     return bool(getattr(fn, "takes_uint8", False))
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warmup over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+def lr_at(step: int, total: int, warmup: int, base: float, floor: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to ``floor * base`` at ``total``.
+
+    The one learning-rate schedule of every regime and of the embedded generator's pre-training
+    (which decays to ``floor = min_lr_ratio``).
+    """
     if warmup > 0 and step < warmup:
         return base * (step + 1) / warmup
     progress_ = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+    return base * cosine if floor == 0 else base * (floor + (1 - floor) * cosine)
+
+
+def _prepare_modules(task: Task, settings: Settings, world_size: int) -> List[nn.Module]:
+    """Move the task's modules to the device (channels-last, SyncBatchNorm, compiled as asked) and
+    freeze every parameter the task does not train, so data parallelism reduces exactly
+    ``task.params``. Returns the modules whose parameters were frozen here (thawed after fit)."""
+    device = settings.device
+    if settings.sync_bn and world_size > 1:
+        if not is_cuda(device):
+            raise UserError("train.sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs); on the CPU drop it: "
+                            "BatchNorm statistics are averaged over processes after each epoch")
+        task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
+    fmt = {"memory_format": torch.channels_last} if settings.channels_last else {}
+    for m in [task.model, *task.extra_modules.values()]:
+        m.to(device, **fmt)
+    trained = {id(p) for p in task.params}
+    frozen = [p for m in [task.model, *task.extra_modules.values()] for p in m.parameters()
+              if p.requires_grad and id(p) not in trained]
+    for p in frozen:
+        p.requires_grad_(False)
+    if settings.compile:
+        for m in [task.model, *task.extra_modules.values()]:
+            m.compile()
+    return frozen
 
 
 def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Path, settings: Settings,
@@ -299,7 +378,7 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
     """Train ``task`` on ``train``; select on ``val``; write the best checkpoint to ``out_dir``.
 
     Args:
-        task: what the regime trains (see :class:`Task`).
+        task: what the regime trains (see :class:`Task`); its model is moved to ``settings.device``.
         train: training samples (uint8 images; any mixture).
         val: validation samples (the validation split, never test), or None (keep the last epoch).
         out_dir: checkpoint directory (``model.safetensors`` + ``meta.json``) plus ``train_state/``
@@ -314,19 +393,28 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
     out = Path(out_dir)
     world_size, rank = world()
     main = rank == 0
+    device = settings.device
+    precision = resolve_precision(settings.precision, device)
     run_info = dict(run_info or {})
     val = limit_val(val, settings.val_limit)
     sampler = ShardedBatchSampler(train, settings.batch_size, seed=settings.seed, world_size=world_size, rank=rank)
     steps_per_epoch = len(sampler)
+    frozen = _prepare_modules(task, settings, world_size)
     opt = _optimizer(settings, task.params)
+    scaler = grad_scaler(precision, device)
+    step_module: nn.Module = _Step(task)
+    if world_size > 1:
+        step_module = _data_parallel(step_module, device)
     fingerprint = {"task": task.name, "settings": settings.fingerprint(), "data": train.spec, "train_size": len(train),
-                   "world_size": world_size, **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
+                   **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
     history: List[Dict[str, Any]] = []
     start_epoch, best_val, best_epoch, no_improve = 0, -1.0, -1, 0
     state_dir = out / STATE_DIR
     if (state_dir / "state.json").is_file():
         prior = json.loads((state_dir / "state.json").read_text())
-        if prior.get("fingerprint") != json.loads(json.dumps(fingerprint, default=str)):
+        mine = json.loads(json.dumps(fingerprint, default=str))
+        theirs = {k: v for k, v in prior.get("fingerprint", {}).items() if k != "world_size"}  # older states had it
+        if theirs != mine:
             raise UserError(f"{out} holds a run with a different configuration; use a new --out directory or delete {state_dir}")
         info = load_state_into(state_dir, task, opt)
         start_epoch, history = info["epochs_done"], info["history"]
@@ -345,6 +433,9 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
     images_seen, train_seconds = 0, 0.0
     stopped_early = False
     modules = [task.model, *task.extra_modules.values()]
+    # DistributedDataParallel averages gradients over ranks; the engine's loss is each rank's share
+    # of the global sum, so it is scaled by the world size to make the average that sum
+    ddp_scale = float(world_size)
     for epoch in range(start_epoch, settings.epochs):
         for m in modules:
             m.train()
@@ -363,40 +454,29 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
             global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
             g = torch.Generator().manual_seed(stable_seed(settings.seed, epoch, step, rank))
             opt.zero_grad(set_to_none=False)
-            if len(idx):
-                if _on_uint8(task.augment):
-                    x = task.augment(images, g).float().div_(255)  # augmented before the float copy: cheaper
-                else:
-                    x = images.float().div_(255)
-                    if task.augment is not None:
-                        x = task.augment(x, g)
-                src = train.source[idx]
-                batch = Batch(x, train.data.labels[idx], idx, src, weights[src], g, global_n)
-                with autocast(settings.precision, task.model):
-                    per_sample, logits = task.loss(batch)
-                loss = (per_sample.float() * batch.weight).sum() / global_n
-                loss.backward()
-                value = float(loss.detach()) * global_n
-                if logits is not None:
-                    correct += int((logits.detach().float().argmax(1) == batch.y).sum())
-            else:  # an empty slice of a short last batch: contribute zero gradient
-                value = 0.0
-                for p in task.params:
-                    if p.grad is None:
-                        p.grad = torch.zeros_like(p)
-            if world_size > 1:
-                flag = torch.tensor([value])
-                dist.all_reduce(flag)
-                value_all = float(flag)
+            if _on_uint8(task.augment):  # uint8 crops on the CPU, then the (smaller) float copy on the device
+                x = _to_device(task.augment(images, g), device, settings.channels_last).float().div_(255)
             else:
-                value_all = value
+                x = _to_device(images, device, settings.channels_last).float().div_(255)
+                if task.augment is not None:
+                    x = task.augment(x, g)
+            src = train.source[idx]
+            batch = Batch(x, _to_device(train.data.labels[idx], device), idx, src, _to_device(weights[src], device), g,
+                          global_n)
+            with autocast(precision, device):
+                per_sample, logits = step_module(batch)
+            loss = (per_sample.float() * batch.weight).sum() / global_n
+            scaler.scale(loss * ddp_scale).backward()
+            value = float(loss.detach()) * global_n
+            if logits is not None:
+                correct += int((logits.detach().float().argmax(1) == batch.y).sum())
+            value_all = _all_sum([value], device)[0] if world_size > 1 else value
             if not math.isfinite(value_all):
                 where = f"epoch {epoch + 1}, step {step + 1}"
                 kept = f"the last good checkpoint (epoch {best_epoch + 1}) is in {out}" if (out / "meta.json").is_file() else "no checkpoint was written yet"
                 raise TrainingDiverged(f"training diverged: loss is {value_all} at {where}; {kept}; lower --lr (now {settings.lr}) and resume")
-            if world_size > 1:
-                _allreduce_grads([p for p in task.params if p.grad is not None])
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             loss_sum += value
             seen += len(idx)
             if main and step % 10 == 0:
@@ -404,11 +484,11 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
             bar.update(1)
         bar.close()
         if world_size > 1:
-            for m in modules:
-                _average_buffers(m, world_size)
-            stats = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64)
-            dist.all_reduce(stats)
-            loss_sum, correct, seen = float(stats[0]), int(stats[1]), int(stats[2])
+            if not (settings.sync_bn and is_cuda(device)):
+                for m in modules:
+                    _average_buffers(m, world_size)
+            loss_sum, correct, seen = _all_sum([loss_sum, float(correct), float(seen)], device)
+            correct, seen = int(correct), int(seen)
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         images_seen += seen
@@ -419,7 +499,7 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
         val_acc = None
         if val is not None and task.evaluate is not None:
             evaluate = task.evaluate if callable(task.evaluate) else (
-                lambda m, v: accuracy(m, v, settings.eval_batch_size, settings.precision))
+                lambda m, v: accuracy(m, v, settings.eval_batch_size, precision))
             val_acc = evaluate(task.model, val)
             row["val_acc"] = val_acc
         history.append(row)
@@ -437,7 +517,8 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
                     task.before_save()
                 summary = {**run_info, **task.training_info, "settings": asdict(settings), "best_epoch": epoch + 1,
                            "val_accuracy": val_acc, "val_size": len(val) if val is not None else 0,
-                           "data": train.summary(), "history": history}
+                           "data": train.summary(), "history": history,
+                           "hardware": {**device_record(device), "precision": precision, "processes": world_size}}
                 save_checkpoint(task.model, out, training=summary)
             save_state(state_dir, task, opt, {"fingerprint": fingerprint, "epochs_done": epoch + 1, "history": history,
                                               "best_val": best_val, "best_epoch": best_epoch, "no_improve": no_improve,
@@ -453,5 +534,7 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
         if stopped_early:
             say(f"[{task.name}] early stop: no validation improvement for {settings.patience} epochs")
             break
+    for p in frozen:
+        p.requires_grad_(True)
     return TrainResult(out, history, best_val if best_val >= 0 else None, best_epoch + 1, train_seconds,
                        images_seen / max(train_seconds, 1e-9), stopped_early)

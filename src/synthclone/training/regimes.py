@@ -35,6 +35,7 @@ from ..models.base import Classifier
 from ..models.checkpoint import load_checkpoint, set_recipe
 from . import REGIMES
 from .augment import crop_flip, random_resized_crop_flip, simclr_views
+from .collective import gather_rows
 from .engine import Batch, Settings, Task, TrainResult, fit
 
 # the learning rate each regime uses when none is given
@@ -232,35 +233,40 @@ def classifier_tuning(ctx: Context) -> TrainResult:
         f = model.features(b.x)
         logits = model.head(f).float()
         with torch.no_grad():
-            teacher = (f.float() @ teacher_w.t() + teacher_b) / t
+            teacher = (f.float() @ teacher_w.t().to(f.device) + teacher_b.to(f.device)) / t
         kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher, dim=1), log_target=True,
                       reduction="none").sum(1) * (t * t)
         return soft_w * kl + (1 - soft_w) * _ce(logits, b.y), logits
 
     task = Task("classifier-tuning", model, _params(model.head), loss, augment=_augment(ctx, default="none"),
                 training_info={"temperature": t, "soft_weight": soft_w})
-    return fit(task, ctx.train, ctx.val, ctx.out_dir, ctx.settings, ctx.run_info(clip=name))
+    weights = model.recipe["tower"].get("pretrained") if name.startswith("open_clip:") else None
+    return fit(task, ctx.train, ctx.val, ctx.out_dir, ctx.settings, ctx.run_info(clip=name, clip_pretrained=weights))
 
 
 # ----------------------------------------------------------------------------------- self-supervised
 
 
-def multi_positive_loss(z: torch.Tensor, groups: torch.Tensor, tau: float) -> torch.Tensor:
+def multi_positive_loss(z: torch.Tensor, groups: torch.Tensor, tau: float,
+                        rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """StableRep's multi-positive contrastive loss; SimCLR's NT-Xent when each group is one image's views.
 
     Args:
-        z: (M, D) L2-normalised embeddings.
+        z: (M, D) L2-normalised embeddings (with several processes: every rank's rows, gathered).
         groups: (M,) int; rows with the same id are positives of each other.
         tau: temperature.
+        rows: the anchor rows whose loss to return (default: all ``M``); every row of ``z`` is a
+            candidate for every anchor.
     Returns:
-        (M,) cross-entropy between the uniform distribution over each row's positives and the
-        softmax of its similarities to every other row (0 for a row without positives).
+        (len(rows),) cross-entropy between the uniform distribution over each anchor's positives
+        and the softmax of its similarities to every other row (0 for an anchor without positives).
     """
     m = z.shape[0]
-    logits = (z @ z.t()).float() / tau
-    eye = torch.eye(m, dtype=torch.bool)
-    logits = logits.masked_fill(eye, -1e9)
-    pos = (groups[:, None] == groups[None, :]) & ~eye
+    rows = torch.arange(m, device=z.device) if rows is None else rows.to(z.device)
+    logits = (z[rows] @ z.t()).float() / tau
+    self_ = rows[:, None] == torch.arange(m, device=z.device)[None, :]
+    logits = logits.masked_fill(self_, -1e9)
+    pos = (groups[rows][:, None] == groups[None, :]) & ~self_
     count = pos.sum(1)
     target = pos.float() / count.clamp(min=1)[:, None]
     loss = -(target * F.log_softmax(logits, dim=1)).sum(1)
@@ -287,8 +293,11 @@ def _ssl(ctx: Context, positives: str) -> TrainResult:
         v1 = simclr_views(b.x, b.generator)
         v2 = simclr_views(b.x, b.generator)
         z = F.normalize(projector(encoder.features(torch.cat([v1, v2]))).float(), dim=1)
-        g = groups_all[b.index]
-        per = multi_positive_loss(z, torch.cat([g, g]), tau)
+        g = groups_all[b.index].to(z.device)
+        # negatives from every rank's slice of the global batch, not only this rank's
+        z_all, offset = gather_rows(z)
+        g_all, _ = gather_rows(torch.cat([g, g]))
+        per = multi_positive_loss(z_all, g_all, tau, torch.arange(offset, offset + z.shape[0]))
         n = b.x.shape[0]
         return 0.5 * (per[:n] + per[n:]), None
 
@@ -325,6 +334,29 @@ def ssl_multipos(ctx: Context) -> TrainResult:
 # ----------------------------------------------------------------------------------- CLIP
 
 
+def clip_contrastive_loss(img: torch.Tensor, ids: torch.Tensor, text: torch.Tensor, scale: torch.Tensor,
+                          rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The CLIP loss of images against the prompts they were generated from, per anchor image.
+
+    Args:
+        img: (M, D) L2-normalised image embeddings of the (global) batch.
+        ids: (M,) prompt id of each image; text: (P, D) embeddings of every prompt.
+        scale: the logit scale; rows: the anchor images of this rank (default: all ``M``).
+    Returns:
+        (len(rows),): ``0.5 * i2t + 0.5 * T / M`` where ``i2t`` is each anchor's cross-entropy over
+        the batch's distinct prompts and ``T`` the summed text->image loss of those prompts (every
+        image of a prompt is its positive), spread evenly so the anchors of all ranks sum to it.
+    """
+    m = img.shape[0]
+    rows = torch.arange(m, device=img.device) if rows is None else rows.to(img.device)
+    uniq, pos = torch.unique(ids, return_inverse=True)
+    logits = scale * img @ text[uniq].t()  # (M, u)
+    i2t = F.cross_entropy(logits[rows], pos[rows], reduction="none")
+    target = (pos[None, :] == torch.arange(len(uniq), device=img.device)[:, None]).float()
+    t2i = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1)
+    return 0.5 * i2t + 0.5 * t2i.sum() / m
+
+
 class _LogitScale(nn.Module):
     def __init__(self, init: float):
         super().__init__()
@@ -336,13 +368,14 @@ class _LogitScale(nn.Module):
 
 @REGIMES.register("clip")
 def clip(ctx: Context) -> TrainResult:
-    """Contrastive image-text training on (image, prompt) pairs vs the frozen sentence encoder; zero-shot eval."""
+    """Contrastive image-text training on (image, prompt) pairs vs a frozen text encoder (the sentence
+    encoder, or ``text_encoder: open_clip:NAME`` with ``text_pretrained``: that CLIP's text tower); zero-shot eval."""
     from ..models.base import ModelSpec
     from ..models.composite import ContrastiveTower
     from ..models.external import ClipZeroShot
     from ..text import load_text_encoder
 
-    enc = load_text_encoder(ctx.options.get("text_encoder"))
+    enc = load_text_encoder(ctx.options.get("text_encoder"), pretrained=ctx.options.get("text_pretrained"))
     classes = list(ctx.train.classes)
     templates = list(ctx.options.get("templates") or CLIP_TEMPLATES)
     # real images have no prompt: they are paired with the first template of their class name
@@ -351,6 +384,7 @@ def clip(ctx: Context) -> TrainResult:
     unique = sorted(set(prompts))
     pid = {p: i for i, p in enumerate(unique)}
     prompt_ids = torch.tensor([pid[p] for p in prompts])
+    text_on: Dict[str, Any] = {}
     text = enc.encode(unique).float()
     head = torch.stack([F.normalize(enc.encode([t.format(c) for t in templates]).float().mean(0), dim=0) for c in classes])
 
@@ -369,14 +403,13 @@ def clip(ctx: Context) -> TrainResult:
 
     def loss(b: Batch):
         img = tower.encode_image(b.x)
-        ids = prompt_ids[b.index]
-        uniq, pos = torch.unique(ids, return_inverse=True)
-        logits = scale.value() * img @ text[uniq].t()  # (n, u)
-        i2t = F.cross_entropy(logits, pos, reduction="none")
-        # text -> image: every image of a prompt is a positive of that prompt
-        target = (pos[None, :] == torch.arange(len(uniq))[:, None]).float()
-        t2i = -(target / target.sum(1, keepdim=True) * F.log_softmax(logits.t(), dim=1)).sum(1)
-        return 0.5 * i2t + 0.5 * t2i.sum() / len(ids), None
+        if text_on.get("device") != img.device:  # the prompt embeddings, moved to the device once
+            text_on.update(device=img.device, text=text.to(img.device))
+        # images and prompts of every rank's slice: the whole global batch is the contrast set
+        img_all, offset = gather_rows(img)
+        ids_all, _ = gather_rows(prompt_ids[b.index].to(img.device))
+        rows = torch.arange(offset, offset + img.shape[0])
+        return clip_contrastive_loss(img_all, ids_all, text_on["text"], scale.value(), rows), None
 
     def before_save():
         model.scale = float(scale.value().detach())
@@ -391,6 +424,7 @@ def clip(ctx: Context) -> TrainResult:
     task = Task("clip", model, _params(tower, scale), loss, augment=_augment(ctx), evaluate=evaluate,
                 extra_modules={"logit_scale": scale}, before_save=before_save,
                 training_info={"text_encoder": ctx.options.get("text_encoder") or "all-MiniLM-L6-v2",
+                               "text_pretrained": getattr(enc, "weights", None),
                                "templates": templates, "prompts": len(unique)})
     settings = ctx.settings if ctx.options.get("optimizer_given") else replace(ctx.settings, optimizer="adamw")
     return fit(task, ctx.train, ctx.val, ctx.out_dir, settings, ctx.run_info())
