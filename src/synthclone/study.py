@@ -86,22 +86,24 @@ def ood_settings(cfg) -> Dict[str, List[str]]:
 
 
 def clip_filter_options(cfg) -> Dict[str, Dict[str, Any]]:
-    """``generate.filter_options`` with the CLIP filter's model taken from ``clip.model`` (unless set there)."""
-    from .errors import UserError
-
+    """``generate.filter_options`` with the CLIP filter's model taken from ``clip.model`` / ``clip.pretrained``
+    (unless the filter's own options name one) and placed on the run's ``device``."""
     options = {k: dict(v) for k, v in cfg.generate.filter_options.items()}
-    if "clip" not in cfg.generate.filter or {"weights", "tiny"} & set(options.get("clip", {})):
+    if "clip" not in cfg.generate.filter:
+        return options
+    clip = options.setdefault("clip", {})
+    clip.setdefault("device", cfg.device)
+    if {"weights", "tiny", "model"} & set(clip):
         return options
     model = cfg.clip.model
-    if model == "small_clip":
-        return options
-    if model == "small_clip:tiny":
-        options.setdefault("clip", {})["tiny"] = True
-    elif ":" not in model:
-        options.setdefault("clip", {})["weights"] = model
-    else:
-        raise UserError(f"clip.model {model!r} cannot drive the CLIP filter yet; use small_clip weights or drop "
-                        "'clip' from generate.filter")
+    if model.startswith("open_clip:"):
+        clip["model"] = model
+        if cfg.clip.pretrained is not None:
+            clip["pretrained"] = cfg.clip.pretrained
+    elif model == "small_clip:tiny":
+        clip["tiny"] = True
+    elif model != "small_clip":
+        clip["weights"] = model
     return options
 
 
@@ -209,13 +211,24 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     raise ValueError(kind)
 
 
+def _clip_model(cfg) -> tuple:
+    """``(name, load_any_model kwargs)`` of ``clip.model``: ``small_clip`` with ``clip_kwargs`` for a
+    small-CLIP weights path, ``open_clip:NAME`` with ``pretrained``, else the name as it is."""
+    model = cfg.clip.model
+    if model.startswith("open_clip:"):
+        return model, {"pretrained": cfg.clip.pretrained}
+    if model == "small_clip" or model.startswith("small_clip:"):
+        return model, {}
+    return "small_clip", {"clip_kwargs": {"weights": model}}
+
+
 def _arm_model(cfg, m: ArmModel) -> Optional[str]:
     """The model name an arm trains: ``train.model`` (supervised), ``clip.model`` (classifier tuning),
     else the regime's default."""
     if m.regime == "supervised":
         return cfg.train.model
     if m.regime == "classifier-tuning":
-        return cfg.clip.model
+        return _clip_model(cfg)[0]
     return None
 
 
@@ -227,6 +240,8 @@ def _train_fn(cfg, m: ArmModel):
         init = options.pop("init_model", None)
         if init:
             options["init"] = inputs[f"train-{init}"]["checkpoint"]
+        if m.regime == "classifier-tuning":
+            options.update(_clip_model(cfg)[1])  # clip.pretrained, or the small CLIP's weights
         result = train_model(
             m.regime, _train_data(cfg, m, inputs), _val_set(cfg), _arm_model(cfg, m),
             folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
@@ -278,7 +293,8 @@ def _bench_fn(cfg, m: ArmModel):
 
         if m.regime is None:
             classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
-            model = load_any_model(cfg.clip.model, classes=classes)
+            name, kwargs = _clip_model(cfg)
+            model = load_any_model(name, classes=classes, **kwargs)
         else:
             model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])
         rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
@@ -376,6 +392,7 @@ def _check_embedded_models(cfg) -> None:
     """The embedded generator and the small CLIP only know the classes they were trained on: a
     study on other classes fails here, before anything runs, naming the setting to change."""
     from .data import dataset_entry
+    from .errors import UserError
     from .models.small_clip import require_known_classes
     from .paths import WEIGHTS_DIR
 
@@ -387,12 +404,21 @@ def _check_embedded_models(cfg) -> None:
                               "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
     clip_arms = {"zero-shot", "classifier-tuning"} & set(cfg.study.arms)
     model = cfg.clip.model
-    if (clip_arms or "clip" in cfg.generate.filter) and model != "small_clip:tiny" and ":" not in model:
+    if model.startswith("open_clip:"):
+        if clip_arms or "clip" in cfg.generate.filter:
+            from .models.external import resolve_open_clip
+
+            resolve_open_clip(model, cfg.clip.pretrained)  # the name and the weights, offline: nothing is loaded
+        return
+    if cfg.clip.pretrained is not None:
+        raise UserError(f"clip.pretrained is for open_clip models, not clip.model {model!r}; drop it or set "
+                        "clip.model: open_clip:NAME")
+    if (clip_arms or "clip" in cfg.generate.filter) and model != "small_clip:tiny":
         path = WEIGHTS_DIR / "small_clip.safetensors" if model == "small_clip" else Path(model)
         path = path / "small_clip.safetensors" if path.is_dir() else path
         require_known_classes("the small CLIP", _weights_classes(path, "zero_shot_test_per_class"), classes,
-                              "set clip.model to a CLIP trained on them, or drop the zero-shot and classifier-tuning "
-                              "arms and the clip filter")
+                              "set clip.model: open_clip:NAME with clip.pretrained (e.g. open_clip:ViT-B-16 with "
+                              "openai, docs/clip.md), or drop the zero-shot and classifier-tuning arms and the clip filter")
 
 
 def check(cfg) -> List[str]:

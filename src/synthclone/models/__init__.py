@@ -55,10 +55,11 @@ def model_data_config(name: Optional[str]) -> Optional[Dict[str, float]]:
 
     ``timm:NAME``: the model's pretrained data config (``input_size`` and ``crop_pct`` of timm's
     ``pretrained_cfg``: metadata, no weights loaded); ``torchvision:NAME``: 224 px, crop 0.875
-    (resize 256, centre crop 224, torchvision's ImageNet evaluation); ``open_clip:NAME``: 224 px,
-    crop 1.0 (open_clip resizes the shorter side to 224 and centre-crops). Embedded nets and
-    checkpoint folders adapt to the data (None). Training data is read at ``size`` with crop 1.0;
-    ``crop_pct`` is for evaluation splits.
+    (resize 256, centre crop 224, torchvision's ImageNet evaluation); ``open_clip:NAME``: the
+    image size of its model config (224 for ``hf-hub:`` models, whose config is not read here), crop
+    1.0 (open_clip resizes the shorter side and centre-crops). Embedded nets and checkpoint folders
+    adapt to the data (None). Training data is read at ``size`` with crop 1.0; ``crop_pct`` is for
+    evaluation splits.
     """
     if not name:
         return None
@@ -74,8 +75,33 @@ def model_data_config(name: Optional[str]) -> Optional[Dict[str, float]]:
     if name.startswith("torchvision:"):
         return {"size": 224, "crop_pct": 0.875}
     if name.startswith("open_clip:"):
-        return {"size": 224, "crop_pct": 1.0}
+        return {"size": _open_clip_image_size(name.split(":", 1)[1]), "crop_pct": 1.0}
     return None
+
+
+def _open_clip_image_size(name: str) -> int:
+    """The input side an open_clip model config declares, read without building the model."""
+    import json
+    from pathlib import Path
+
+    from .external import _is_config_file, _split_tag
+
+    name, _ = _split_tag(name)
+    cfg = None
+    try:
+        if _is_config_file(name):
+            cfg = json.loads(Path(name).expanduser().read_text())
+        elif name.startswith("local-dir:"):
+            doc = json.loads((Path(name.split(":", 1)[1]).expanduser() / "open_clip_config.json").read_text())
+            cfg = doc.get("model_cfg", doc)
+        elif not name.startswith("hf-hub:"):
+            import open_clip
+
+            cfg = open_clip.get_model_config(name)
+    except (OSError, ValueError, ImportError):
+        cfg = None  # an unreadable or unknown model fails with its own message when it is loaded
+    size = ((cfg or {}).get("vision_cfg") or {}).get("image_size", 224)
+    return int(size[-1] if isinstance(size, (list, tuple)) else size)
 
 
 def load_any_model(name: str, classes=None, num_classes=None, in_chans=None, input_size=None,
@@ -83,11 +109,13 @@ def load_any_model(name: str, classes=None, num_classes=None, in_chans=None, inp
     """Any classifier by one string, under the [0, 1]-pixels contract (``models.base.Classifier``).
 
     ``name`` is a checkpoint directory (written by ``synthclone train``), a registered model
-    (``resnet8``), ``timm:NAME``, ``torchvision:NAME``, ``open_clip:NAME`` (``NAME@TAG`` for pretrained
-    weights, ``local-dir:/path`` for a saved model; zero-shot over ``classes``) or ``small_clip``
-    (the embedded CLIP, zero-shot). Pretrained weights are off unless ``pretrained`` is set.
-    ``class_map`` ({target: [source indices]}) maps a model's own label space onto fewer classes.
-    A new model gets ``in_chans`` / ``input_size`` (the data's) unless it loads pretrained weights.
+    (``resnet8``), ``timm:NAME``, ``torchvision:NAME``, ``open_clip:NAME`` (zero-shot over ``classes``;
+    ``pretrained`` names its weights: a tag, a weights file or ``"none"``, or ``NAME@TAG``; NAME may be a
+    model-config JSON path, ``local-dir:FOLDER`` or ``hf-hub:ORG/REPO``, see docs/clip.md) or
+    ``small_clip`` (the embedded CLIP, zero-shot). timm / torchvision weights are off unless
+    ``pretrained`` is set. ``class_map`` ({target: [source indices]}) maps a model's own label space
+    onto fewer classes. A new model gets ``in_chans`` / ``input_size`` (the data's) unless it loads
+    pretrained weights.
     """
     from pathlib import Path
 
@@ -109,14 +137,10 @@ def load_any_model(name: str, classes=None, num_classes=None, in_chans=None, inp
         recipe_kw.pop("pretrained", None)
         return set_recipe(model, {"type": kind, "name": net, "kwargs": recipe_kw})
     if name.startswith("open_clip:"):
-        from .external import load_open_clip
+        from .external import open_clip_model
 
-        net = name.split(":", 1)[1]
-        if not classes:
-            raise UserError(f"{name} needs class names for its zero-shot head; pass classes")
-        tower = load_open_clip(net, pretrained=pretrained if isinstance(pretrained, str) else None)
-        return clip_classifier(tower, classes, kwargs.get("templates"), kwargs.get("trainable_head", False),
-                               {"type": "open_clip_tower", "name": tower.name}, name=name)
+        return open_clip_model(name, classes, pretrained=pretrained, templates=kwargs.get("templates"),
+                               trainable_head=kwargs.get("trainable_head", False))
     if name == "small_clip" or name.startswith("small_clip:"):
         from .small_clip import load_small_clip
 

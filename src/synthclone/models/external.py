@@ -6,12 +6,20 @@ model's own mean/std (timm: ``resolve_data_config``; torchvision: the weights' t
 open_clip: the visual tower's ``preprocess_cfg``). Label-space adapters (:class:`LabelMap`) turn
 e.g. 1000 ImageNet logits into K coarser classes.
 
-Pretrained weights are off by default: nothing is downloaded unless ``pretrained=True`` (or an
-open_clip tag) is asked for, so everything runs offline.
+timm / torchvision pretrained weights are off by default: nothing is downloaded unless
+``pretrained=True`` is asked for, so everything runs offline. An open_clip model must name its
+weights (a tag, a local file, or ``none`` for random ones; see :func:`resolve_open_clip` and
+docs/clip.md): a CLIP with random weights is a meaningless zero-shot classifier.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -23,7 +31,6 @@ from .base import Classifier, ModelSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CLIP_TEMPLATES = ["a photo of a {}.", "a photo of the {}.", "a picture of a {}."]
 
 
 class LabelMap(nn.Module):
@@ -224,11 +231,223 @@ def torchvision_model(name: str, classes=None, num_classes: Optional[int] = None
     return ExternalClassifier(net, spec, head, lm)
 
 
+# ----------------------------------------------------------------------------------- open_clip
+
+NO_WEIGHTS = "none"     # ``pretrained: none``: random weights, asked for explicitly
+BUNDLED = "bundled"     # the weights a ``local-dir:`` / ``hf-hub:`` source carries beside its config
+_SCHEMAS = ("local-dir:", "hf-hub:")
+
+
+def _open_clip():
+    try:
+        import open_clip
+    except ImportError:
+        raise MissingExtraError("open_clip_torch", "clip", "open_clip models") from None
+    return open_clip
+
+
+def _is_config_file(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(_SCHEMAS)
+
+
+def _split_tag(name: str) -> Tuple[str, Optional[str]]:
+    """``ViT-B-16@openai`` -> (``ViT-B-16``, ``openai``); paths and schema names keep their ``@``."""
+    if "@" in name and not name.startswith(_SCHEMAS) and not _is_config_file(name):
+        arch, tag = name.split("@", 1)
+        return arch, tag
+    return name, None
+
+
+def register_open_clip_config(path) -> str:
+    """Register a model-config JSON (the format of open_clip's ``model_configs/*.json``: ``embed_dim``,
+    ``vision_cfg``, ``text_cfg``) with open_clip; returns the architecture name it gets (the file's stem)."""
+    open_clip = _open_clip()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"open_clip model config {p} does not exist; give a JSON file like open_clip's "
+                        "model_configs/ViT-B-16.json")
+    try:
+        cfg = json.loads(p.read_text())
+    except (OSError, ValueError):
+        raise UserError(f"open_clip model config {p} is not readable JSON; fix the file") from None
+    if not isinstance(cfg, dict) or not all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise UserError(f"{p} is not an open_clip model config (it needs embed_dim, vision_cfg and text_cfg, as in "
+                        "open_clip's model_configs/*.json); for a folder with open_clip_config.json and weights use "
+                        "open_clip:local-dir:FOLDER")
+    arch = p.stem
+    known = open_clip.get_model_config(arch)
+    if known is None:
+        open_clip.add_model_config(p.resolve())
+    elif known != cfg:  # open_clip keys configs by file stem: a second file of that name would replace the first
+        raise UserError(f"{p}: open_clip already knows a model named {arch!r} with another config; rename the file")
+    return arch
+
+
+def resolve_open_clip(spec: str, pretrained=None, key: str = "clip.pretrained") -> Tuple[str, Optional[str]]:
+    """Check an open_clip model and its weights without loading or downloading anything.
+
+    Args:
+        spec: ``open_clip:NAME`` (or ``NAME``): a built-in architecture of ``open_clip.list_models()``
+            (``RN50``, ``ViT-B-16``, ...; ``NAME@TAG`` names the weights too), a model-config JSON path
+            (``/path/to/my-clip.json``), ``local-dir:FOLDER`` or ``hf-hub:ORG/REPO``.
+        pretrained: a pretrained tag of the architecture (``openai``, ``laion2b_s34b_b79k``), a local weights
+            file, ``"none"`` for random weights, or None, which only a source that carries its own weights
+            (``NAME@TAG``, ``local-dir:``, ``hf-hub:``) may leave it: a CLIP with random weights is a
+            meaningless zero-shot classifier, so it must be asked for.
+        key: the setting ``pretrained`` came from, named in errors.
+    Returns:
+        ``(name, weights)`` for :func:`load_open_clip`: ``weights`` is None (random), :data:`BUNDLED`, a
+        tag, or the absolute path of a weights file; a config path becomes absolute.
+    Raises:
+        UserError: an unknown architecture, a tag the architecture lacks, a missing file, unset weights.
+    """
+    open_clip = _open_clip()
+    name = spec.split(":", 1)[1] if spec.startswith("open_clip:") else spec
+    if pretrained is False:
+        pretrained = None
+    if pretrained is True:
+        raise UserError(f"open_clip:{name}: pretrained=True names no weights; give {key} a pretrained tag or a weights file")
+    if pretrained is not None:
+        pretrained = str(pretrained).strip()
+    name, tag = _split_tag(name)
+    if tag is not None:
+        if pretrained not in (None, tag):
+            raise UserError(f"open_clip:{name}@{tag} and {key}={pretrained!r} name two different weights; keep one")
+        pretrained = tag
+    if name.startswith(_SCHEMAS):
+        if pretrained is not None and pretrained.lower() != NO_WEIGHTS:  # open_clip would ignore it with a log line
+            raise UserError(f"open_clip:{name} carries its own weights; leave {key} unset (or 'none' for random weights)")
+        if name.startswith("local-dir:"):
+            folder = Path(name.split(":", 1)[1]).expanduser()
+            if not (folder / "open_clip_config.json").is_file():
+                raise UserError(f"open_clip:{name}: {folder} holds no open_clip_config.json; give a folder with an "
+                                "open_clip config and its weights")
+            name = f"local-dir:{folder.resolve()}"
+        return name, (None if pretrained is not None else BUNDLED)
+    if _is_config_file(name):
+        arch = register_open_clip_config(name)
+        name = str(Path(name).expanduser().resolve())
+    else:
+        if name not in open_clip.list_models():
+            close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
+            hint = f" (close: {', '.join(close)})" if close else ""
+            raise UserError(f"unknown open_clip model {name!r}{hint}; use a name from open_clip.list_models() such as "
+                            "RN50 or ViT-B-16, open_clip:/path/to/model_config.json, or open_clip:local-dir:FOLDER")
+        arch = name
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    shown = f"{', '.join(tags[:4])}{', ...' if len(tags) > 4 else ''}"
+    if pretrained is None:
+        offer = f"a pretrained tag ({shown}), " if tags else ""
+        raise UserError(f"open_clip:{name} has no weights set; set {key} (or write open_clip:{name}@TAG) to {offer}a "
+                        "local weights file, or 'none' for random weights (a random CLIP is a meaningless zero-shot classifier)")
+    if pretrained.lower() == NO_WEIGHTS:
+        return name, None
+    if open_clip.get_pretrained_cfg(arch, pretrained):
+        return name, pretrained
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return name, str(path.resolve())
+    raise UserError(f"{key} {pretrained!r} is neither a pretrained tag of {arch} ({shown or 'it has none'}) nor an "
+                    "existing weights file; fix the tag or the path")
+
+
+@contextlib.contextmanager
+def _quiet_random_init():
+    # open_clip logs "initialized randomly" for an architecture-only build, but a checkpoint fills it next
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def load_open_clip(name: str, pretrained: Optional[str] = None) -> "OpenClipTower":
+    """An open_clip model as a tower, through ``open_clip.create_model`` as users load it.
+
+    Args:
+        name: a built-in architecture (``ViT-B-16``; ``ViT-B-16@openai`` takes the tag from the name), a
+            model-config JSON path (registered with ``open_clip.add_model_config``), ``local-dir:FOLDER``
+            or ``hf-hub:ORG/REPO``.
+        pretrained: None or ``"none"``: the architecture with random weights, nothing read or downloaded
+            (a checkpoint's state dict fills it); a tag (downloaded from the Hugging Face hub unless
+            cached); a weights file (``.safetensors`` or a torch state dict); :data:`BUNDLED`: the weights
+            a ``local-dir:`` / ``hf-hub:`` source carries. Use :func:`resolve_open_clip` on user input first.
+    Returns:
+        :class:`OpenClipTower` in eval mode, on the CPU.
+    """
+    open_clip = _open_clip()
+    arch, tag = _split_tag(name)
+    if tag is not None and pretrained is None:
+        name, pretrained = arch, tag
+    if _is_config_file(name):
+        name = str(Path(name).expanduser().resolve())
+        arch = register_open_clip_config(name)
+    weights = None if pretrained is None or str(pretrained).lower() == NO_WEIGHTS else str(pretrained)
+    try:
+        if weights is None:
+            with _quiet_random_init():
+                # pretrained_text=False: no base text weights from the hub for models with a Hugging Face text tower
+                model = open_clip.create_model(arch, pretrained=None, load_weights=False, pretrained_text=False)
+        elif weights == BUNDLED:
+            model = open_clip.create_model(arch, require_pretrained=True)
+        else:
+            model = open_clip.create_model(arch, pretrained=weights, require_pretrained=True)
+        tokenizer = open_clip.get_tokenizer(arch)
+    except Exception as exc:  # open_clip raises RuntimeError, ValueError, OSError and hub errors for all of these
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+        if weights not in (None, BUNDLED) and not Path(weights).is_file():
+            raise UserError(f"cannot get open_clip weights {weights!r} for {arch} ({detail}); tags download from the "
+                            f"Hugging Face hub unless cached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}): "
+                            "fetch them once with network access, or give a local weights file") from None
+        raise UserError(f"cannot load open_clip model {arch!r} with weights {weights or 'none'} ({detail}); check the "
+                        "name (open_clip.list_models()) and that the weights are for this architecture") from None
+    model.eval()
+    return OpenClipTower(model, tokenizer, name)
+
+
+def _resize_like_open_clip(x: torch.Tensor, size: Tuple[int, int], mode: str, fill: float) -> torch.Tensor:
+    """open_clip's evaluation resize on a float batch: ``shortest`` (shorter side to the size, centre
+    crop), ``longest`` (longer side to the size, centre pad) or ``squash`` (both sides)."""
+    h, w = x.shape[-2:]
+    th, tw = size
+    if (h, w) == (th, tw):
+        return x
+    if mode == "squash":
+        new = (th, tw)
+    else:
+        scale = max(th / h, tw / w) if mode == "shortest" else min(th / h, tw / w)
+        new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new != (h, w):
+        # bilinear, antialiased when shrinking (open_clip's PIL transform is bicubic; the difference is small)
+        x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=new[0] < h or new[1] < w)
+    nh, nw = x.shape[-2:]
+    if (nh, nw) == (th, tw):
+        return x
+    if nh >= th and nw >= tw:
+        top, left = (nh - th) // 2, (nw - tw) // 2
+        return x[..., top:top + th, left:left + tw]
+    pad_h, pad_w = max(0, th - nh), max(0, tw - nw)
+    x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=fill)
+    nh, nw = x.shape[-2:]
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    return x[..., top:top + th, left:left + tw]
+
+
+def open_clip_templates() -> List[str]:
+    """CLIP's 80 ImageNet prompt templates (as open_clip ships them), as ``"... {} ..."`` strings."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+
+
 class OpenClipTower(nn.Module):
-    """An open_clip model reduced to what synthclone needs: images in [0, 1] -> embeddings.
+    """An open_clip model reduced to what synthclone needs: pixels in [0, 1] -> embeddings.
 
     Same interface as the small CLIP: ``encode_image``, ``encode_text``, ``logit_scale``,
-    ``zero_shot_head``.
+    ``zero_shot_head``, ``zero_shot_classifier``. Preprocessing is the model's own (its visual
+    tower's ``preprocess_cfg``): input size, resize mode and mean/std; grayscale is repeated to RGB.
     """
 
     def __init__(self, model: nn.Module, tokenizer, name: str):
@@ -236,9 +455,11 @@ class OpenClipTower(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        pp = getattr(model.visual, "preprocess_cfg", {}) or {}
-        size = pp.get("size", getattr(model.visual, "image_size", 224))
-        self.input_size = (size, size) if isinstance(size, int) else tuple(size)
+        pp = dict(getattr(model.visual, "preprocess_cfg", None) or {})
+        size = pp.get("size") or getattr(model.visual, "image_size", 224)
+        self.input_size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        self.resize_mode = str(pp.get("resize_mode") or "shortest")
+        self.fill = float(pp.get("fill_color") or 0) / 255.0
         self.register_buffer("mean", torch.tensor(pp.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(pp.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1))
 
@@ -246,47 +467,42 @@ class OpenClipTower(nn.Module):
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.detach().exp())
 
-    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        """Float [0, 1] (N, C, H, W) -> L2-normalised (N, D)."""
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Float [0, 1] (N, C, H, W) -> the model's normalised input (N, 3, *input_size)."""
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
-        return F.normalize(self.model.encode_image((x - self.mean) / self.std).float(), dim=-1)
+        x = _resize_like_open_clip(x, self.input_size, self.resize_mode, self.fill)
+        return (x - self.mean) / self.std
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Float [0, 1] (N, C, H, W) -> L2-normalised (N, D)."""
+        return F.normalize(self.model.encode_image(self.prepare(x)).float(), dim=-1)
 
     @torch.no_grad()
-    def encode_text(self, texts: List[str]) -> torch.Tensor:
-        return F.normalize(self.model.encode_text(self.tokenizer(texts)).float(), dim=-1)
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Prompts -> L2-normalised (N, D), on the tower's device."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(list(texts[start:start + batch_size])).to(self.mean.device)
+            out.append(F.normalize(self.model.encode_text(tokens).float(), dim=-1))
+        return torch.cat(out)
 
     @torch.no_grad()
     def zero_shot_head(self, classes: Sequence[str], templates: Optional[Sequence[str]] = None) -> torch.Tensor:
-        """(K, D) L2-normalised class embeddings averaged over ``templates``."""
-        templates = list(templates or CLIP_TEMPLATES)
-        rows = []
-        for c in classes:
-            e = self.encode_text([t.format(c) for t in templates]).mean(0)
-            rows.append(F.normalize(e, dim=-1))
-        return torch.stack(rows)
+        """(K, D) L2-normalised class embeddings, each the mean over ``templates`` (default: CLIP's 80
+        ImageNet templates, :func:`open_clip_templates`)."""
+        if not classes:
+            raise UserError("zero-shot head: the class list is empty")
+        templates = list(templates or open_clip_templates())
+        prompts = [t.format(c) if "{}" in t else f"{t} {c}" for c in classes for t in templates]
+        emb = self.encode_text(prompts).view(len(classes), len(templates), -1)
+        return F.normalize(emb.mean(1), dim=-1)
 
+    def zero_shot_classifier(self, classes: Sequence[str], templates: Optional[Sequence[str]] = None) -> "ClipZeroShot":
+        """Pixels [0, 1] (N, C, H, W) -> logits (N, K) over ``classes``."""
+        from . import clip_classifier
 
-def load_open_clip(name: str, pretrained: Optional[str] = None) -> OpenClipTower:
-    """An open_clip model by name (``ViT-B-32``, ``ViT-B-32@laion2b_s34b_b79k``, ``local-dir:/path``)."""
-    try:
-        import open_clip
-    except ImportError:
-        raise MissingExtraError("open_clip_torch", "clip", "open_clip models") from None
-    if "@" in name and pretrained is None:
-        name, pretrained = name.split("@", 1)
-    try:
-        model = open_clip.create_model(name, pretrained=pretrained or None)
-        tokenizer = open_clip.get_tokenizer(name)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        raise UserError(f"cannot load open_clip model {name!r} ({type(exc).__name__}: {str(exc)[:200]}); "
-                        f"valid names: open_clip.list_models(), or local-dir:/path with open_clip_config.json") from None
-    except Exception as exc:  # hub download refused offline
-        raise UserError(f"cannot load open_clip model {name!r} ({type(exc).__name__}); check the network or the name") from None
-    model.eval()
-    return OpenClipTower(model, tokenizer, name)
+        return clip_classifier(self, list(classes), templates, name=f"open_clip:{self.name}")
 
 
 class ClipZeroShot(Classifier):
@@ -331,17 +547,25 @@ class ClipZeroShot(Classifier):
         return self.tower.encode_image(x).float()
 
 
-def open_clip_model(name: str, classes=None, pretrained: Optional[str] = None, templates=None,
-                    trainable_head: bool = False, **_: object) -> ClipZeroShot:
-    """An open_clip model as a zero-shot classifier over ``classes`` (required)."""
+def open_clip_model(spec: str, classes=None, pretrained=None, templates=None, trainable_head: bool = False,
+                    key: str = "clip.pretrained", **_: object) -> ClipZeroShot:
+    """``open_clip:NAME`` with ``pretrained`` weights (see :func:`resolve_open_clip`) as a zero-shot
+    classifier over ``classes``: pixels [0, 1] (N, C, H, W) -> logits (N, K), the head built by the
+    text tower from ``templates``. With ``trainable_head`` (classifier tuning) the head is a linear
+    layer started from those text weights and the tower is frozen.
+
+    The recipe records the model and its weights; a checkpoint rebuilds the architecture and loads
+    its own state dict (the whole tower is stored), so reloading needs no network.
+    """
+    from . import clip_classifier
+
     if not classes:
-        raise UserError(f"open_clip:{name} needs class names to build its zero-shot head; pass classes=[...]")
-    tower = load_open_clip(name, pretrained)
-    head = tower.zero_shot_head(classes, templates)
-    spec = ModelSpec(name=f"open_clip:{name}", num_classes=len(classes), in_chans=3, input_size=tower.input_size,
-                     mean=tuple(tower.mean.flatten().tolist()), std=tuple(tower.std.flatten().tolist()),
-                     classes=list(classes), kwargs={"pretrained": pretrained, "templates": templates})
-    return ClipZeroShot(tower, head, spec, tower.logit_scale, trainable_head=trainable_head)
+        raise UserError(f"{spec} needs class names to build its zero-shot head; pass classes=[...]")
+    name, weights = resolve_open_clip(spec, pretrained, key)
+    tower = load_open_clip(name, weights)
+    recipe = {"type": "open_clip_tower", "name": name, "pretrained": weights}
+    label = spec if spec.startswith("open_clip:") else f"open_clip:{spec}"
+    return clip_classifier(tower, list(classes), templates, trainable_head, recipe, name=label)
 
 
 def class_map_from_names(source: Sequence[str], target: Dict[str, Sequence[str]]) -> Dict[str, List[int]]:
