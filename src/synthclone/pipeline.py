@@ -110,7 +110,7 @@ def plan(cfg) -> List[str]:
     """The study's stages, one line each (``synthclone run --dry-run``)."""
     from .study import build_stages, check
 
-    notes = check(cfg)
+    notes = check(cfg, dry_run=True)
     stages = build_stages(cfg)
     lines = [f"config OK: {cfg.name!r}"] + [f"note: {n}" for n in notes]
     lines.append(f"study {cfg.name!r}: {len(stages)} stages")

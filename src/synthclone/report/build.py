@@ -100,11 +100,12 @@ def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int =
     """Samples at several guidance scales, same prompts and seeds (the scale is the only change), for
     the first ``max_classes`` classes of the dataset, from the study's own generator."""
     from ..data import dataset_entry
+    from ..device import resolve_device
     from ..distributed.worker import build_generator
 
     classes = dataset_entry(cfg.data.dataset).classes()[0][:max_classes]
     gen = build_generator({"name": cfg.generate.generator, "weights": cfg.generate.model,
-                           "options": dict(cfg.generate.generator_options)})
+                           "options": {**cfg.generate.generator_options, "device": resolve_device(cfg.device)}})
     prompts = [f"a photo of a {c}" for c in classes for _ in range(per_class)]
     seeds = list(range(len(prompts)))
     figures = []

@@ -166,7 +166,7 @@ def _data_parallel(step: _Step, device: str) -> nn.Module:
     # the start is the same on every rank (same seed), which DDP's initial broadcast also ensures
     with warnings.catch_warnings():  # newer torch renames broadcast_buffers; the old name still works
         warnings.simplefilter("ignore", FutureWarning)
-        return DistributedDataParallel(step, device_ids=index, broadcast_buffers=False)
+        return DistributedDataParallel(step, device_ids=index, broadcast_buffers=False, gradient_as_bucket_view=True)
 
 
 def _average_buffers(module: nn.Module, world_size: int) -> None:
