@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_attacks.py            # 1,000 test images, 10 steps
     OMP_NUM_THREADS=1 python benchmarks/bench_attacks.py --quick    # 256 images, 5 steps
+    ... --device cuda   # both attacks, the model and the images on the GPU (timed to completion)
 
 A ResNet-8 is trained on real Fashion-MNIST (``train_model("supervised", ...)``, 2 epochs on
 the first 20,000 images of the real training split; cached in ``--model-dir``), then attacked on
@@ -50,9 +51,10 @@ def _attack_all(fn, x: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tenso
 
 def compare(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, batch: int = 250,
             repeats: int = 2) -> Dict[str, object]:
-    """Robust accuracy and images/s of both PGDs at one epsilon (L-inf, no random start)."""
+    """Robust accuracy and images/s of both PGDs at one epsilon (L-inf, no random start), on ``x``'s device."""
     import torchattacks
 
+    from synthclone.device import synchronize
     from synthclone.robustness.adversarial import pgd
 
     alpha = 2.5 * eps / steps
@@ -70,6 +72,7 @@ def compare(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, bat
         for name, fn in (("synthclone", ours), ("torchattacks", theirs)):
             t0 = time.perf_counter()
             advs[name] = _attack_all(fn, x, y, batch)
+            synchronize(x.device)
             times[name] = min(times[name], time.perf_counter() - t0)
     with torch.no_grad():
         acc = {k: float((model(v).argmax(1) == y).float().mean()) * 100 for k, v in advs.items()}
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch", type=int, default=250, help="images per call of either attack")
     p.add_argument("--model-dir", default="/tmp/synthclone-bench/resnet8-fmnist")
+    p.add_argument("--device", default="cpu", help="where both attacks run: cpu, cuda, cuda:N (default cpu)")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.steps, args.repeats = 256, 5, 1
@@ -103,19 +107,21 @@ def main(argv=None) -> int:
     import torchattacks
 
     from synthclone.data.fashion_mnist import load
+    from synthclone.device import resolve_device
 
-    model = trained_model(Path(args.model_dir)).eval()
+    device = resolve_device(args.device)
+    model = trained_model(Path(args.model_dir)).eval().to(device)
     for q in model.parameters():
         q.requires_grad_(False)  # both attacks only need input gradients
     test = load("test")
-    x = test.images[: args.n].float().div(255.0)
-    y = test.labels[: args.n].long()
+    x = test.images[: args.n].float().div(255.0).to(device)
+    y = test.labels[: args.n].long().to(device)
     with torch.no_grad():
         clean = float((model(x).argmax(1) == y).float().mean()) * 100
     rows: List[Dict[str, object]] = [compare(model, x, y, float(e) / 255.0, args.steps, batch=args.batch, repeats=args.repeats)
                                      for e in args.eps.split(",")]
     print(f"## Attacks: synthclone PGD vs torchattacks {torchattacks.__version__} PGD\n")
-    print(f"machine: {machine_line()}\n")
+    print(f"machine: {machine_line()}; device: {device}\n")
     print(f"model: ResNet-8 trained on real Fashion-MNIST ({args.model_dir}); clean accuracy {clean:.1f}% on "
           f"{args.n} test images; L-inf PGD, step 2.5*eps/steps, no random start, batch {args.batch}, "
           f"best of {args.repeats} alternating runs\n")

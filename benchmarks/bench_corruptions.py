@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_corruptions.py            # 224 px agreement + 224/28 px speed
     OMP_NUM_THREADS=1 python benchmarks/bench_corruptions.py --quick    # fewer images, severity 3 only
     ... --threads2     # plus a column: synthclone with torch at 2 threads (the ratios stay 1 thread vs 1)
+    ... --device cuda  # synthclone's side on the GPU (the reference stays on the CPU; timed to completion)
 
 Images: the first 64 Fashion-MNIST test images, colourised (a random foreground colour per image
 over a smooth two-colour background gradient, so hue/saturation corruptions have colour to act
@@ -134,31 +135,39 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def throughput(ref, names, images: torch.Tensor, status, severity: int = 3, budget_s: float = 10.0,
-               repeats: int = 2, threads2: bool = False) -> List[Dict[str, object]]:
+               repeats: int = 2, threads2: bool = False, device: str = "cpu") -> List[Dict[str, object]]:
     """Images/s of synthclone (one batched call) and of the reference (per-image loop) per corruption.
 
     With ``threads2`` synthclone's batched call is also timed with torch at 2 threads (its default on
-    this 2-core machine; the reference stays at 1) — an extra column, not part of the ratio."""
+    this 2-core machine; the reference stays at 1) — an extra column, not part of the ratio. With a
+    GPU ``device`` synthclone corrupts images already there and each call is timed until the GPU is
+    done (random numbers are still drawn on the CPU, as in the probe)."""
+    from synthclone.device import synchronize
     from synthclone.robustness.corruption_ops import corrupt
 
-    x = images.float().div(255.0)
+    x = images.float().div(255.0).to(device)
     hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
     rows = []
+
+    def run(batch, name, g):
+        corrupt(batch, name, severity, g)
+        synchronize(device)
+
     for name in names:
         g = torch.Generator().manual_seed(0)
-        corrupt(x[:2], name, severity, g)  # warm-up (kernel caches, lazy imports)
+        run(x[:2], name, g)  # warm-up (kernel caches, lazy imports)
         # best of several calls (at least `repeats`, more while under a second is spent): load spikes
         # on a shared machine only ever make a call slower
-        ours = len(x) / best_time(lambda: corrupt(x, name, severity, g), repeats=max(repeats, 20), budget_s=1.0,
+        ours = len(x) / best_time(lambda: run(x, name, g), repeats=max(repeats, 20), budget_s=1.0,
                                   min_repeats=repeats)
-        one = 1 / best_time(lambda: corrupt(x[:1], name, severity, g), repeats=20, budget_s=0.5, min_repeats=3)
+        one = 1 / best_time(lambda: run(x[:1], name, g), repeats=20, budget_s=0.5, min_repeats=3)
         row: Dict[str, object] = {"corruption": name, "synthclone img/s": ours, "synthclone img/s at batch 1": one}
         if threads2:
             before = torch.get_num_threads()
             torch.set_num_threads(2)
             try:
                 row["synthclone img/s, 2 threads"] = len(x) / best_time(
-                    lambda: corrupt(x, name, severity, g), repeats=max(repeats, 20), budget_s=1.0, min_repeats=repeats)
+                    lambda: run(x, name, g), repeats=max(repeats, 20), budget_s=1.0, min_repeats=repeats)
             finally:
                 torch.set_num_threads(before)
         if status.get(name):
@@ -184,11 +193,11 @@ def throughput(ref, names, images: torch.Tensor, status, severity: int = 3, budg
     return rows
 
 
-def agreement(ref, names, images: torch.Tensor, status, severities) -> List[Dict[str, object]]:
+def agreement(ref, names, images: torch.Tensor, status, severities, device: str = "cpu") -> List[Dict[str, object]]:
     """Per corruption and severity: PSNR (deterministic) or perturbation statistics (random)."""
     from synthclone.robustness.corruption_ops import corrupt
 
-    x = images.float().div(255.0)
+    x = images.float().div(255.0).to(device)
     hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
     rows = []
     for name in names:
@@ -198,7 +207,7 @@ def agreement(ref, names, images: torch.Tensor, status, severities) -> List[Dict
             continue
         for sev in severities:
             g = torch.Generator().manual_seed(sev)
-            ours = corrupt(x, name, sev, g).permute(0, 2, 3, 1).numpy().astype(np.float64) * 255.0
+            ours = corrupt(x, name, sev, g).cpu().permute(0, 2, 3, 1).numpy().astype(np.float64) * 255.0
             np.random.seed(sev)
             theirs = np.stack([run_reference(ref, name, img, sev) for img in hwc])
             base = hwc.astype(np.float64)
@@ -255,9 +264,13 @@ def main(argv=None) -> int:
     p.add_argument("--corruptions", default="all", help="comma list or all")
     p.add_argument("--threads2", action="store_true",
                    help="also time synthclone with torch at 2 threads (extra column; the ratio stays 1 vs 1 thread)")
+    p.add_argument("--device", default="cpu", help="where synthclone corrupts: cpu, cuda, cuda:N (default cpu)")
     args = p.parse_args(argv)
 
+    from synthclone.device import resolve_device
     from synthclone.robustness.corruption_ops import corruption_names
+
+    device = resolve_device(args.device)
 
     names = corruption_names(args.corruptions)
     ref, shims = load_reference()
@@ -267,7 +280,7 @@ def main(argv=None) -> int:
     severities = [3] if args.quick else [1, 2, 3, 4, 5]
 
     print("## Corruptions: synthclone vs imagecorruptions " + getattr(ref, "__version__", "1.1.2") + "\n")
-    print(f"machine: {machine_line()}\n")
+    print(f"machine: {machine_line()}; synthclone on {device}\n")
     import cv2
 
     print(f"reference import shims: {'; '.join(shims) or 'none'}; OpenCV threads: {cv2.getNumThreads()}\n")
@@ -275,10 +288,12 @@ def main(argv=None) -> int:
     print(f"reference runs {len(names) - len(failing)}/{len(names)} corruptions; failing:\n")
     print(markdown_table([{"corruption": n, "error": s} for n, s in failing.items()]) + "\n")
 
-    t224 = throughput(ref, names, test_images(args.batch, 224), status, budget_s=budget, threads2=args.threads2)
+    t224 = throughput(ref, names, test_images(args.batch, 224), status, budget_s=budget, threads2=args.threads2,
+                      device=device)
     print(f"### Throughput at 224 px, batch {args.batch}, severity 3 (target: >= 20x)\n")
     print(markdown_table(t224) + "\n")
-    t28 = throughput(ref, names, test_images(args.batch, 28), status, budget_s=budget, repeats=3, threads2=args.threads2)
+    t28 = throughput(ref, names, test_images(args.batch, 28), status, budget_s=budget, repeats=3,
+                     threads2=args.threads2, device=device)
     print(f"### Throughput at 28 px, batch {args.batch}, severity 3 (constants differ: speed only)\n")
     print(markdown_table(t28) + "\n")
     for label, rows in (("224 px", t224), ("28 px", t28)):
@@ -288,7 +303,7 @@ def main(argv=None) -> int:
             print(f"{label}: geometric-mean speed-up {gm:.1f}x over {len(ratios)} corruptions; "
                   f"min {min(ratios):.1f}x, {sum(r >= 20 for r in ratios)}/{len(ratios)} at >= 20x\n")
 
-    agree = agreement(ref, names, test_images(n_agree, 224), status, severities)
+    agree = agreement(ref, names, test_images(n_agree, 224), status, severities, device)
     print(f"### Agreement at 224 px ({n_agree} images, severities {severities})\n")
     print("deterministic: PSNR >= 30 dB counts as agreeing; noise: |mean diff| <= 0.005 and std within 5%.\n")
     print(markdown_table(agreement_summary(agree)) + "\n")

@@ -8,6 +8,13 @@ data's classes out), ``data`` the evaluation :class:`~synthclone.data.images.Ima
 from the rows alone. Probes read the data in batches (:func:`~.core.predict` streams an ImageSet),
 so a file-backed evaluation set is never held in memory whole (see :mod:`.core`).
 
+Device: :func:`run_probes` moves the model to ``settings.device`` once, and every probe computes
+there — predictions, features and the Mahalanobis fit, corruptions, attacks, cue-conflict and
+background composites — with images read on the CPU and sent batch by batch. Afterwards the model
+goes back where it was, so a caller that holds several models (``synthclone bench --model A
+--model B``) never has them all on the GPU at once. ``rows.attrs["device"]`` records the device
+(:func:`synthclone.device.device_record`).
+
 Row schema (one row per sample per condition; ``rows.parquet`` of ``synthclone bench``):
 
 ==============  ========  ====================================================================
@@ -46,6 +53,7 @@ from typing import List, Sequence, Union
 
 import pandas as pd
 
+from ..device import device_record, module_device, resolve_device, synchronize
 from ..registry import Registry
 
 PROBES: Registry = Registry("probe")
@@ -78,23 +86,35 @@ def resolve_probes(probes: Union[str, Sequence[str]]) -> List[str]:
 def run_probes(model, model_name: str, probes: Union[str, Sequence[str]], settings: BenchSettings) -> pd.DataFrame:
     """Run ``probes`` on ``model`` (pixels [0, 1] -> logits) over ``settings.data``; rows in one DataFrame.
 
-    ``df.attrs["seconds"]`` holds each probe's wall time.
+    The model is moved to ``settings.device`` (resolved: ``auto`` and ``cuda`` become ``cpu`` or
+    ``cuda:N``, a missing GPU is a :class:`~synthclone.errors.UserError`) for the run and moved
+    back to the device it came from afterwards, also when a probe fails.
+    ``df.attrs["seconds"]`` holds each probe's wall time (GPU work included: the device is
+    synchronised before each reading), ``df.attrs["device"]`` the :func:`~synthclone.device.device_record`.
     """
     from ..progress import say
 
     names = resolve_probes(probes)
     settings.model_name = model_name
+    settings.device = device = resolve_device(settings.device)
     data = settings.evaluation_set()
-    adapter = ModelAdapter(model, data.classes, settings.label_groups)
-    adapter.eval()
-    frames, seconds = [], {}
-    for name in names:
-        start = time.time()
-        say(f"[bench] {model_name}: {name}")
-        frames.append(finalize(PROBES.get(name)(adapter, data, settings)))
-        seconds[name] = round(time.time() - start, 2)
+    home = module_device(model)
+    model.to(device)
+    try:
+        adapter = ModelAdapter(model, data.classes, settings.label_groups)
+        adapter.eval()
+        frames, seconds = [], {}
+        for name in names:
+            start = time.time()
+            say(f"[bench] {model_name}: {name}")
+            frames.append(finalize(PROBES.get(name)(adapter, data, settings)))
+            synchronize(device)
+            seconds[name] = round(time.time() - start, 2)
+    finally:
+        model.to(home)
     rows = finalize(frames)
     rows.attrs["seconds"] = seconds
+    rows.attrs["device"] = device_record(device)
     return rows
 
 

@@ -7,6 +7,11 @@ each followed by projection onto the ball and [0, 1], from a uniform random star
 ``random_start``; with ``restarts`` > 1 a sample counts as robust only if no restart fools it.
 AutoAttack (Croce & Hein 2020) runs when installed and asked for.
 
+Attacks run on the device of the model and of ``x`` (``settings.device`` in the probe), a batch at
+a time (on a GPU one forward/backward per batch, on the CPU cache-sized chunks: :func:`~.core.cpu_chunk`);
+PGD's random starts are drawn on the CPU from the seeded generator and moved, so they do not depend
+on the device.
+
 Rows: condition = attack (``fgsm``, ``pgd_linf``, ``pgd_l2``, ``autoattack``), severity = 1-based
 position in that attack's epsilon sweep, extra = {eps, norm, steps, step_size, restarts}.
 """
@@ -22,7 +27,7 @@ import torch.nn.functional as F
 from ..errors import MissingExtraError, UserError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, cpu_chunk, limited, predict, predicted_rows
+from .core import BenchSettings, cpu_chunk, limited, predict, predicted_rows, rand_on, randn_on, to_device
 
 
 def _grad(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,8 +70,9 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
         x: float (N, C, H, W) in [0, 1]; y: (N,) labels.
         eps: radius in pixel units ([0, 1] scale); norm: ``"linf"`` or ``"l2"``.
         step_size: default ``2.5 * eps / steps``.
-        generator: the random starts' source; they are drawn for the whole batch up front, so the
-            result does not depend on how the batch is split into chunks.
+        generator: the random starts' source (a CPU generator wherever ``x`` is); they are drawn
+            on the CPU for the whole batch up front and moved to ``x``'s device, so the result
+            depends neither on how the batch is split into chunks nor on the device.
         chunk: images per forward/backward pass (default :func:`~synthclone.robustness.core.cpu_chunk`).
     """
     if norm not in ("linf", "l2"):
@@ -77,12 +83,12 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
     if random_start:
         for _ in range(restarts):
             if norm == "linf":
-                noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
+                noise = (rand_on(x.shape, generator, x.device) * 2 - 1) * eps
             else:
-                direction = _l2_normalize(torch.randn(x.shape, generator=generator))
-                radius = torch.rand(len(x), generator=generator).view(-1, *([1] * (x.ndim - 1))) * eps
+                direction = _l2_normalize(randn_on(x.shape, generator, x.device))
+                radius = rand_on(len(x), generator, x.device).view(-1, *([1] * (x.ndim - 1))) * eps
                 noise = direction * radius
-            starts.append(noise.to(x.device))
+            starts.append(noise)
     chunk = chunk or cpu_chunk(x, device=str(x.device))
     out = []
     for i in range(0, len(x), chunk):
@@ -125,7 +131,8 @@ def autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = 
         err.args = ("autoattack is needed for the AutoAttack evaluation but not installed; install it with: "
                     "pip install git+https://github.com/fra31/auto-attack",)
         raise err from None
-    adversary = AutoAttack(model, norm=norm, eps=eps, version="standard", seed=seed, verbose=False)
+    # AutoAttack defaults to device="cuda"; it must work where the model and x are
+    adversary = AutoAttack(model, norm=norm, eps=eps, version="standard", seed=seed, verbose=False, device=x.device)
     return adversary.run_standard_evaluation(x, y, bs=len(x))
 
 
@@ -136,11 +143,12 @@ def attacked_batches(model, data, attack: str, eps: float, g: torch.Generator,
                      settings: BenchSettings) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
     """Stream ``(adversarial float (B, C, H, W) in [0, 1], index (B,))`` over ``data``, ``settings.batch_size`` at a time.
 
-    The generator ``g`` (PGD's random starts) runs on from one batch to the next.
+    The generator ``g`` (PGD's random starts) runs on from one batch to the next. Each batch is
+    sent to ``settings.device`` (the model's) as uint8 and attacked there.
     """
     for images, idx in data.batches(settings.batch_size):
-        x = images.float().div(255.0).to(settings.device)
-        y = data.labels[idx].to(settings.device)
+        x = to_device(images, settings.device).float().div(255.0)
+        y = to_device(data.labels[idx], settings.device)
         if attack == "fgsm":
             yield fgsm(model, x, y, eps), idx
         elif attack in ("pgd_linf", "pgd_l2"):

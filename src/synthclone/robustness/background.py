@@ -28,22 +28,27 @@ import torch
 from ..errors import UserError
 from . import PROBES
 from .core import (BenchSettings, ModelAdapter, blocks, gather, limited, open_folder, predict, predicted_rows,
-                   rows_from_logits, take)
+                   rows_from_logits, take, to_device)
 from .stimuli import composite, foreground_mask, procedural_textures, wallpaper
 
 IN9_VARIANTS = ["original", "mixed_same", "mixed_rand", "only_fg", "no_fg"]
 
 
-def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = None) -> dict:
-    """Variant -> (float images (N, C, H, W) in [0, 1], background classes (N,)) for samples ``index`` of ``data``.
+def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = None, device="cpu") -> dict:
+    """Variant -> (float images (N, C, H, W) in [0, 1] on ``device``, background classes (N,)) for
+    samples ``index`` of ``data``.
 
     ``index`` (default: every sample) picks the objects; the wallpapers come from any image of
     ``data`` of the wanted class. Only the objects and the 2N wallpaper sources are read
-    (:func:`~.core.gather`).
+    (:func:`~.core.gather`); the composites are made on ``device``.
     """
     index = torch.arange(len(data)) if index is None else torch.as_tensor(index, dtype=torch.long)
     n, k = len(index), data.num_classes
-    x = gather(data, index).float().div(255.0)
+
+    def read(i):
+        return to_device(gather(data, i), device).float().div(255.0)
+
+    x = read(index)
     labels = data.labels[index]
     by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
 
@@ -59,9 +64,9 @@ def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = 
         rand_cls = present[(pos + torch.randint(1, len(present), (n,), generator=g)) % len(present)]
     else:
         rand_cls = labels
-    bg_same = wallpaper(gather(data, pick(same_cls)).float().div(255.0), g)
-    bg_rand = wallpaper(gather(data, pick(rand_cls)).float().div(255.0), g)
-    textures = procedural_textures(n, x.shape[1], x.shape[-1], g)[..., : x.shape[-2], : x.shape[-1]] * 0.6
+    bg_same = wallpaper(read(pick(same_cls)), g)
+    bg_rand = wallpaper(read(pick(rand_cls)), g)
+    textures = procedural_textures(n, x.shape[1], x.shape[-1], g, device)[..., : x.shape[-2], : x.shape[-1]] * 0.6
     mask = foreground_mask(x)
     none = torch.full((n,), -1)
     return {
@@ -117,7 +122,7 @@ def background_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     frames = {}
     for block in blocks(len(subset), settings.background_limit, settings.batch_size):
         index = torch.tensor(block)
-        for variant, (x, bg_cls) in build_backgrounds(subset, g, index).items():
+        for variant, (x, bg_cls) in build_backgrounds(subset, g, index, settings.device).items():
             logits = predict(model, x, settings.batch_size, settings.device).logits
             frames.setdefault(variant, []).append(rows_from_logits(
                 settings.model_name, "background", variant, 0, [subset.ids[i] for i in block], subset.labels[index],

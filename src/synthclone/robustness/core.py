@@ -4,6 +4,14 @@ Probes read pixels in batches: :func:`predict` streams an :class:`ImageSet` (fil
 decoded in DataLoader workers), and nothing here materialises a whole evaluation set. A probe with a
 size cap (``*_limit``) may decode its capped subset into memory (:func:`limited`); without a cap it
 streams, and what it builds (corrupted, attacked or composited images) is built batch by batch.
+
+Devices: the model and every computation on pixels run on ``settings.device``
+(:func:`~synthclone.robustness.run_probes` moves the model there). Images are read on the CPU and
+sent with :func:`to_device` (pinned memory, asynchronous copy, when the device is a GPU); results
+(logits, features) come back to the CPU once per call. Random numbers are always drawn on the CPU
+from the seeded ``torch.Generator`` and then moved (:func:`rand_on`, :func:`randn_on`,
+:func:`randint_on`), so one seed gives the same corruptions, stimuli and attack starts on every
+device, up to float rounding of the arithmetic done on them.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import ImageSet, conform
+from ..device import is_cuda
 from ..errors import UserError
 
 COLUMNS = ["model", "probe", "condition", "severity", "sample_id", "label", "prediction", "confidence",
@@ -46,7 +55,7 @@ class BenchSettings:
     batch_size: int = 256
     seed: int = 0
     limit: Optional[int] = None               # cap on the evaluation set for every probe
-    device: str = "cpu"
+    device: str = "cpu"                       # where the model and every probe compute ("cpu", "cuda:N")
     # calibration
     ece_bins: int = 15
     # clean: extra shifted test sets (ImageFolder paths, ImageNet-R/-A/-Sketch/-V2 style)
@@ -249,18 +258,60 @@ def _norm(name: str) -> str:
 
 
 def cpu_chunk(images: torch.Tensor, batch_size: Optional[int] = None, device: str = "cpu") -> int:
-    """Images per forward pass over ``images`` (N, C, H, W): at most ``batch_size``, and on a CPU at most
-    about 2^16 input values (64-83 images at 28 px, 8 at 224 px).
+    """Images per forward pass over ``images`` (N, C, H, W) computed on ``device``.
 
-    On a CPU a batch whose activations overflow the caches is slower per image than several small
-    ones: a ResNet-8 at 28 px predicted 1.45x faster in chunks of 64 than of 256, and PGD ran 1.26x
-    faster in chunks of 64 than in one batch of 250 (benchmarks/RESULTS.md, section 2). GPUs want
-    the whole batch.
+    On a GPU (any device but the CPU): ``batch_size`` as it is (default: all of ``images``). On the
+    CPU at most ``batch_size`` and at most about 2^16 input values (64-83 images at 28 px, 8 at
+    224 px): there a batch whose activations overflow the caches is slower per image than several
+    small ones (a ResNet-8 at 28 px predicted 1.45x faster in chunks of 64 than of 256, and PGD ran
+    1.26x faster in chunks of 64 than in one batch of 250; benchmarks/RESULTS.md, section 2), while
+    a GPU wants the whole batch.
     """
     limit = batch_size or max(1, len(images))
     if torch.device(device).type != "cpu" or len(images) == 0:
         return limit
     return min(limit, max(8, 2 ** 16 // max(1, images[0].numel())))
+
+
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """``t`` on ``device``. A CPU tensor bound for a GPU is copied from pinned memory with
+    ``non_blocking=True``, so the copy overlaps the GPU's work; anything else is ``t.to(device)``
+    (``t`` itself when it is there already)."""
+    if t.device.type != "cpu" or not is_cuda(device):
+        return t.to(device)
+    if not t.is_pinned():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
+def _pinned(shape, dtype: torch.dtype) -> torch.Tensor:
+    # where random numbers bound for a GPU are drawn: pinned, so the copy to the GPU is asynchronous
+    return torch.empty(shape, dtype=dtype, pin_memory=True)
+
+
+def rand_on(shape, g: Optional[torch.Generator], device="cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``torch.rand(shape, generator=g)`` drawn on the CPU, whatever ``device`` is, and delivered there.
+
+    The CPU generator makes the numbers, so they are the same on every device (``torch.rand`` is
+    ``empty(shape).uniform_(0, 1, generator)`` in ATen; the GPU path fills a pinned buffer that
+    way)."""
+    if not is_cuda(device):
+        return torch.rand(shape, generator=g, dtype=dtype).to(device)
+    return _pinned(shape, dtype).uniform_(0.0, 1.0, generator=g).to(device, non_blocking=True)
+
+
+def randn_on(shape, g: Optional[torch.Generator], device="cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``torch.randn(shape, generator=g)`` drawn on the CPU and delivered to ``device`` (see :func:`rand_on`)."""
+    if not is_cuda(device):
+        return torch.randn(shape, generator=g, dtype=dtype).to(device)
+    return _pinned(shape, dtype).normal_(0.0, 1.0, generator=g).to(device, non_blocking=True)
+
+
+def randint_on(low: int, high: int, shape, g: Optional[torch.Generator], device="cpu") -> torch.Tensor:
+    """``torch.randint(low, high, shape, generator=g)`` (int64) drawn on the CPU and delivered to ``device``."""
+    if not is_cuda(device):
+        return torch.randint(low, high, shape, generator=g).to(device)
+    return _pinned(shape, torch.int64).random_(low, high, generator=g).to(device, non_blocking=True)
 
 
 Batches = Iterable[Tuple[torch.Tensor, torch.Tensor]]
@@ -338,20 +389,24 @@ def predict(model: nn.Module, data: Union[ImageSet, torch.Tensor, Batches], batc
             batches (a probe's corrupted or attacked images). Images are uint8 in [0, 255] or float
             in [0, 1].
         batch_size: images read per batch, and the most per forward pass (:func:`cpu_chunk`).
+        device: where ``model`` is (its parameters); each pass is sent there with :func:`to_device`
+            (images already there stay), uint8 images as uint8, converted to float there.
+
+    The results are on the CPU; on a GPU they stay there until the last pass, then come back at once.
     """
     model.eval()
     outs, feats, kept = [], [], []
     for x, idx in rechunk(_input_batches(data, batch_size), batch_size, device):
+        x = to_device(x, device)
         x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        x = x.to(device)
-        outs.append(model(x).float().cpu())
+        outs.append(model(x).float())
         if features:
-            feats.append(model.features(x).float().cpu())
+            feats.append(model.features(x).float())
         kept.append(idx)
-    logits = torch.cat(outs) if outs else torch.zeros(0, 0)
+    logits = torch.cat(outs).cpu() if outs else torch.zeros(0, 0)
     index = torch.cat(kept) if kept else torch.zeros(0, dtype=torch.long)
     if features:
-        return Predictions(logits, index, torch.cat(feats) if feats else torch.zeros(0, 0))
+        return Predictions(logits, index, torch.cat(feats).cpu() if feats else torch.zeros(0, 0))
     return Predictions(logits, index)
 
 

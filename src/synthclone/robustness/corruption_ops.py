@@ -8,6 +8,15 @@ Every function has the signature ``fn(x, severity, g) -> x'`` with ``x`` float (
 supplies all randomness (same generator state -> same output). The result has the same shape and
 lies in [0, 1].
 
+Devices: ``x`` may be on any device and the result is computed and returned there. ``g`` is a CPU
+generator wherever ``x`` is: every random number is drawn on the CPU in the same order and moved
+(:func:`~.core.rand_on`), and every constant (kernels, sampling grids, look-up tables) is built on
+the CPU and cached per device, so a seed gives the same corruption on a GPU as on the CPU up to
+float rounding. Two steps stay on the CPU by nature: JPEG coding (libjpeg; a GPU codec would give
+other images) and ``torch.poisson`` for the rare inputs that are not uint8 levels. :func:`corrupt`
+works through a batch in chunks of :data:`CHUNK_VALUES` on every device, because the chunks decide
+the order in which random numbers are drawn.
+
 Severity constants and resolution
 ---------------------------------
 Two published tables exist: ImageNet-C (224 px) and CIFAR-10-C (32 px, milder). Images of at most
@@ -50,6 +59,8 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .core import rand_on, randint_on, randn_on, to_device
+
 CorruptionFn = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 CORRUPTIONS: Dict[str, CorruptionFn] = {}
 
@@ -84,35 +95,46 @@ def _scale(x: torch.Tensor) -> float:
     return x.shape[-2] / (32.0 if _small(x) else 224.0)
 
 
-def _uniform(shape, g, lo=0.0, hi=1.0):
-    return torch.rand(shape, generator=g).mul_(hi - lo).add_(lo)
+def _uniform(shape, g, lo=0.0, hi=1.0, device="cpu"):
+    """Uniform [lo, hi) drawn on the CPU from ``g`` and scaled on ``device``."""
+    return rand_on(shape, g, device).mul_(hi - lo).add_(lo)
 
 
-def _normal(shape, g, mean=0.0, std=1.0):
-    return torch.randn(shape, generator=g).mul_(std).add_(mean)
+def _normal(shape, g, mean=0.0, std=1.0, device="cpu"):
+    """Normal(mean, std) drawn on the CPU from ``g`` and scaled on ``device``."""
+    return randn_on(shape, g, device).mul_(std).add_(mean)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luminance (N, 1, H, W)."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 
 
 def _color(x: torch.Tensor, rgb: Sequence[float]) -> torch.Tensor:
-    """A colour as (1, C, 1, 1): the RGB triple, or its luminance for grayscale."""
-    c = torch.tensor(rgb, dtype=x.dtype).view(1, 3, 1, 1)
-    return c if x.shape[1] == 3 else _gray(c)
+    """A colour as (1, C, 1, 1) on ``x``'s device: the RGB triple, or its luminance for grayscale."""
+    return _color_cpu(x.shape[1], x.dtype, rgb).to(x.device)
+
+
+def _color_cpu(channels: int, dtype: torch.dtype, rgb: Sequence[float]) -> torch.Tensor:
+    c = torch.tensor(rgb, dtype=dtype).view(1, 3, 1, 1)
+    return c if channels == 3 else _gray(c)
 
 
 def _add_tinted(out: torch.Tensor, layer: torch.Tensor, rgb: Sequence[float]) -> torch.Tensor:
     """out += layer * colour, in place: out (N, C, H, W), layer (N, 1, H, W), colour as in :func:`_color`.
 
     One contiguous add per channel (a broadcast (N, 1) x (1, C) multiply was 3-4x slower)."""
-    for ch, v in enumerate(_color(out, rgb).flatten().tolist()):
+    for ch, v in enumerate(_color_cpu(out.shape[1], out.dtype, rgb).flatten().tolist()):
         out[:, ch].add_(layer[:, 0], alpha=v)
     return out
+
+
+def _dev(x: torch.Tensor) -> str:
+    """The cache key of ``x``'s device for the per-device constants below."""
+    return str(x.device)
 
 
 @functools.lru_cache(maxsize=256)
@@ -134,8 +156,8 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
         # Long kernels on large images: the reflect-padded 1-D convolution is a fixed (h, h) matrix
         # (the kernel's band, with the taps that fall outside folded back in), so the filter is
         # M_h @ x @ M_w^T — two matrix products, 3-4x faster than 2k shifted copies or an FFT here.
-        mh = _reflect_band(sigma, max_radius, h).to(x.dtype)
-        mw = mh if w == h else _reflect_band(sigma, max_radius, w).to(x.dtype)
+        mh = _reflect_band(sigma, max_radius, h, _dev(x)).to(x.dtype)
+        mw = mh if w == h else _reflect_band(sigma, max_radius, w, _dev(x)).to(x.dtype)
         return torch.matmul(mh, torch.matmul(x, mw.T))
     # Two passes of k shifted, weighted copies. F.conv2d's depthwise path was measured 2-7x slower
     # for these 1-D kernels; the sums are the same. Blocks of whole images of about 2^17 values keep
@@ -148,8 +170,10 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _reflect_band(sigma: float, max_radius: int, n: int) -> torch.Tensor:
-    """(n, n) matrix of the 1-D Gaussian correlation with reflect padding (numpy/torch 'reflect')."""
+def _reflect_band(sigma: float, max_radius: int, n: int, device: str = "cpu") -> torch.Tensor:
+    """(n, n) matrix of the 1-D Gaussian correlation with reflect padding (numpy/torch 'reflect'), on ``device``."""
+    if device != "cpu":
+        return _reflect_band(sigma, max_radius, n).to(device)
     k = _gauss1d(sigma, max_radius=max_radius).tolist()
     r = len(k) // 2
     rows, cols, vals = [], [], []
@@ -197,7 +221,9 @@ def _fft_len(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _kernel_spectrum(key: bytes, kh: int, kw: int, fh: int, fw: int) -> torch.Tensor:
+def _kernel_spectrum(key: bytes, kh: int, kw: int, fh: int, fw: int, device: str = "cpu") -> torch.Tensor:
+    if device != "cpu":
+        return _kernel_spectrum(key, kh, kw, fh, fw).to(device)
     kernel = torch.frombuffer(bytearray(key), dtype=torch.float32).view(kh, kw)
     # F.conv2d correlates; the FFT convolves, so the kernel is flipped
     return torch.fft.rfft2(torch.flip(kernel, dims=(0, 1)), s=(fh, fw))
@@ -213,7 +239,7 @@ def _conv_same_fft(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect")
         mode = "replicate"
     xp = F.pad(x, (pw, pw, ph, ph), mode=mode)
     fh, fw = _fft_len(xp.shape[-2]), _fft_len(xp.shape[-1])
-    spec = _kernel_spectrum(kernel.detach().float().contiguous().numpy().tobytes(), kh, kw, fh, fw)
+    spec = _kernel_spectrum(kernel.detach().float().cpu().contiguous().numpy().tobytes(), kh, kw, fh, fw, _dev(x))
     y = torch.fft.irfft2(torch.fft.rfft2(xp, s=(fh, fw)).mul_(spec), s=(fh, fw))
     return y[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w].to(x.dtype)
 
@@ -228,11 +254,13 @@ def _conv_same(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect") -> 
     if mode == "reflect" and (ph >= x.shape[-2] or pw >= x.shape[-1]):
         mode = "replicate"
     xp = F.pad(x, (pw, pw, ph, ph), mode=mode)
-    return F.conv2d(xp, kernel.to(x.dtype).view(1, 1, kh, kw).expand(c, 1, kh, kw), groups=c)
+    return F.conv2d(xp, kernel.to(x.device, x.dtype).view(1, 1, kh, kw).expand(c, 1, kh, kw), groups=c)
 
 
 @functools.lru_cache(maxsize=128)
-def _zoom_grid(z: float, h: int, w: int) -> torch.Tensor:
+def _zoom_grid(z: float, h: int, w: int, device: str = "cpu") -> torch.Tensor:
+    if device != "cpu":
+        return _zoom_grid(z, h, w).to(device)
     theta = torch.tensor([[[1.0 / z, 0.0, 0.0], [0.0, 1.0 / z, 0.0]]])
     return F.affine_grid(theta, [1, 1, h, w], align_corners=False)
 
@@ -241,19 +269,19 @@ def _zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     """Centre zoom by factor ``z`` >= 1 (crop the centre 1/z and resize back), bilinear."""
     n, c, h, w = x.shape
     # every image and channel samples the same grid: one (1, n*c, h, w) call, no per-image grid
-    grid = _zoom_grid(float(z), h, w).to(x.dtype)
+    grid = _zoom_grid(float(z), h, w, _dev(x)).to(x.dtype)
     out = F.grid_sample(x.reshape(1, n * c, h, w), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.view(n, c, h, w)
 
 
-def _fractal(n: int, size: int, decay: float, g: torch.Generator) -> torch.Tensor:
-    """Octave noise (n, 1, size, size) in [0, 1]: amplitude falls by ``decay`` per octave."""
+def _fractal(n: int, size: int, decay: float, g: torch.Generator, device="cpu") -> torch.Tensor:
+    """Octave noise (n, 1, size, size) in [0, 1] on ``device``: amplitude falls by ``decay`` per octave."""
     levels = max(1, int(math.ceil(math.log2(size))))
     amp = 1.0
     acc = None
     for k in range(levels + 1):
         cells = 2 ** k + 1
-        noise = _uniform((n, 1, cells, cells), g, -1.0, 1.0).mul_(amp)
+        noise = _uniform((n, 1, cells, cells), g, -1.0, 1.0, device).mul_(amp)
         # The sum of every octave bilinearly upsampled to `size` equals the coarser octaves upsampled
         # to this octave's grid (a dyadic refinement: every coarse node is a fine node, and bilinear
         # interpolation reproduces a bilinear patch exactly), plus this octave, upsampled once at the
@@ -268,7 +296,9 @@ def _fractal(n: int, size: int, decay: float, g: torch.Generator) -> torch.Tenso
 
 
 def _motion_taps(radius: float, sigma: float, angles: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The line kernel's taps: weights (width,) and per-image offsets dy, dx (N, width), in pixels."""
+    """The line kernel's taps: weights (width,) and per-image offsets dy, dx (N, width), in pixels.
+
+    ``angles`` (N,) stay on the CPU (the taps are a handful of numbers per image)."""
     width = max(2, min(int(round(2 * radius + 1)), int(math.ceil(3 * sigma)) + 2))
     w = torch.exp(-0.5 * (torch.arange(width, dtype=torch.float32) / max(sigma, 1e-6)) ** 2)
     w = w / w.sum()
@@ -289,6 +319,7 @@ def _motion_kernels(radius: float, sigma: float, angles: torch.Tensor) -> torch.
 
 
 def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+    """Line blur of ``x`` along ``angles`` (N,) in degrees (a CPU tensor; ``x`` on any device)."""
     n, c, h, wd = x.shape
     if not _small(x):
         # The line kernel has `width` non-zero taps in a (2 width + 1)^2 square: on large images a
@@ -308,7 +339,7 @@ def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Ten
                 else:
                     o.add_(src, alpha=wi)
         return out
-    kernels = _motion_kernels(radius, sigma, angles).to(x.dtype)
+    kernels = _motion_kernels(radius, sigma, angles).to(x.device, x.dtype)
     k = kernels.shape[-1]
     p = k // 2
     # one grouped convolution: every (image, channel) gets its image's kernel
@@ -347,14 +378,17 @@ _POISSON_CELLS = 1024  # guide-table cells per rate
 
 
 @functools.lru_cache(maxsize=32)
-def _poisson_table(c: float) -> Tuple[torch.Tensor, torch.Tensor, int]:
-    """Inverse-CDF guide tables of Poisson(l * c / 255) for the 256 levels l.
+def _poisson_table(c: float, device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """Inverse-CDF guide tables of Poisson(l * c / 255) for the 256 levels l, on ``device``.
 
     Returns (table, cdf, K): ``table`` (256 * G,) int16 holds, for level l and cell j, the sample
     value shared by every u in [j / G, (j + 1) / G) — or -1 when a CDF step falls inside the cell;
     ``cdf`` (256 * K,) float64 is each level's CDF plus l (so one flat, sorted array serves every
     level); K is the support size (the mass beyond it is below 1e-16).
     """
+    if device != "cpu":
+        table, cdf, K = _poisson_table(c)
+        return table.to(device), cdf.to(device), K
     K = int(c + 12 * math.sqrt(c) + 30)
     G = _POISSON_CELLS
     ks = torch.arange(K, dtype=torch.float64)
@@ -380,17 +414,17 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
     draw a fresh float64 position inside the cell and search the CDF. Several times faster than
     ``torch.poisson``, whose per-value rejection loops dominate shot_noise.
     """
-    table, cdf, K = _poisson_table(c)
+    table, cdf, K = _poisson_table(c, _dev(level))
     G = _POISSON_CELLS
-    # level * G + floor(u * G) is exact in float32 (below 2^24)
-    cell = torch.rand(level.shape, generator=g).mul_(G).floor_().add_(level * G).long()
+    # level * G + floor(u * G) is exact in float32 (below 2^24), so the cells agree on every device
+    cell = rand_on(level.shape, g, level.device).mul_(G).floor_().add_(level * G).long()
     out = table.take(cell).to(torch.float32)
     flat = out.view(-1)
     straddle = torch.nonzero(flat < 0).squeeze(1)
     if straddle.numel():
         cells = cell.view(-1)[straddle]
         lvl = torch.div(cells, G, rounding_mode="floor")
-        u = torch.rand(straddle.numel(), generator=g, dtype=torch.float64).add_(cells - lvl * G).div_(G)
+        u = rand_on(straddle.numel(), g, level.device, torch.float64).add_(cells - lvl * G).div_(G)
         k = torch.searchsorted(cdf, u.add_(lvl), right=True) - lvl * K
         flat[straddle] = k.clamp_(0, K - 1).to(torch.float32)
     return out
@@ -403,7 +437,7 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
 def gaussian_noise(x, severity, g):
     """Additive Gaussian noise of standard deviation c."""
     c = _pick(x, severity, [0.04, 0.06, 0.08, 0.09, 0.10], [0.08, 0.12, 0.18, 0.26, 0.38])
-    noise = torch.randn(x.shape, generator=g)
+    noise = randn_on(x.shape, g, x.device)
     return torch.add(x, noise, alpha=c, out=noise).clamp_(0, 1)
 
 
@@ -416,7 +450,8 @@ def shot_noise(x, severity, g):
         # Images from uint8 (corrupt_set, the benchmarks) have at most 256 distinct rates x * c: sample
         # them by inversion from per-rate tables (exact), several times faster than torch.poisson
         return _poisson_on_grid(level, float(c), g).div_(c).clamp_(0, 1)
-    return (torch.poisson(x * c, generator=g) / c).clamp(0, 1)
+    # torch.poisson takes a generator of the tensor's device: sample on the CPU, from ``g``, like every draw
+    return (to_device(torch.poisson((x * c).cpu(), generator=g), x.device) / c).clamp(0, 1)
 
 
 @_corruption
@@ -427,8 +462,8 @@ def impulse_noise(x, severity, g):
     # random numbers: the gaps between hits are geometric (same distribution, a fraction c of the draws)
     out = x.clone()
     flat = out.view(-1)
-    hits = _bernoulli_positions(flat.numel(), c, g)
-    flat[hits] = (torch.rand(hits.numel(), generator=g) < 0.5).to(x.dtype)
+    hits = _bernoulli_positions(flat.numel(), c, g)  # drawn on the CPU (their count is data)
+    flat[to_device(hits, x.device)] = (rand_on(hits.numel(), g, x.device) < 0.5).to(x.dtype)
     return out
 
 
@@ -436,7 +471,7 @@ def impulse_noise(x, severity, g):
 def speckle_noise(x, severity, g):
     """Multiplicative Gaussian noise: x + x * N(0, c)."""
     c = _pick(x, severity, [0.06, 0.10, 0.12, 0.16, 0.20], [0.15, 0.20, 0.35, 0.45, 0.60])
-    noise = torch.randn(x.shape, generator=g)
+    noise = randn_on(x.shape, g, x.device)
     return torch.addcmul(x, x, noise, value=c, out=noise).clamp_(0, 1)
 
 
@@ -487,11 +522,11 @@ def glass_blur(x, severity, g):
     delta = max(1, int(round(delta * s)))
     n, c, h, w = x.shape
     out = gaussian_filter(x, sigma)
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
     for _ in range(iters):
-        dy = torch.randint(-delta, delta + 1, (n, h, w), generator=g)
-        dx = torch.randint(-delta, delta + 1, (n, h, w), generator=g)
+        dy = randint_on(-delta, delta + 1, (n, h, w), g, x.device)
+        dx = randint_on(-delta, delta + 1, (n, h, w), g, x.device)
         src = (rows + dy).clamp(0, h - 1) * w + (cols + dx).clamp(0, w - 1)
         out = out.reshape(n, c, h * w).gather(2, src.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
     return gaussian_filter(out, sigma).clamp(0, 1)
@@ -533,7 +568,7 @@ def snow(x, severity, g):
          (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)])
     n, c, h, w = x.shape
     s = _scale(x)
-    layer = _normal((n, 1, h, w), g, loc, scale)
+    layer = _normal((n, 1, h, w), g, loc, scale, x.device)
     layer = _zoom(layer, zoom)
     layer = F.threshold(layer, thr, 0.0).clamp_(0, 1)  # values below thr -> 0 (torch.where is slow on random masks)
     angles = _uniform((n,), g, -135.0, -45.0)
@@ -543,17 +578,17 @@ def snow(x, severity, g):
     return base.add_(x, alpha=blend).add_(layer).clamp_(0, 1)
 
 
-def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
-    """Procedural frost layer (n, 1, h, w) in [0, 1]: branching ice veins over a faint haze."""
+def frost_texture(n: int, h: int, w: int, g: torch.Generator, device="cpu") -> torch.Tensor:
+    """Procedural frost layer (n, 1, h, w) in [0, 1] on ``device``: branching ice veins over a faint haze."""
     size = max(h, w)
     def ridges(f):  # 1 - |2f - 1|: ridges along the noise's mid-level set
         return f.mul_(2.0).sub_(1.0).abs_().neg_().add_(1.0)
 
     # integer powers by squaring (pow_ with an integer exponent was 3x slower): v^6 = (v^2)^2 * v^2
-    sq = ridges(_fractal(n, size, 1.5, g)).square_()
+    sq = ridges(_fractal(n, size, 1.5, g, device)).square_()
     veins = sq.square().mul_(sq)
-    fine = ridges(_fractal(n, size, 1.2, g)).square_().square_().square_()  # ^8
-    haze = _fractal(n, size, 2.5, g)
+    fine = ridges(_fractal(n, size, 1.2, g, device)).square_().square_().square_()  # ^8
+    haze = _fractal(n, size, 2.5, g, device)
     tex = veins.mul_(0.55).add_(fine, alpha=0.25).add_(haze, alpha=0.35)
     tex = tex[..., :h, :w]
     lo = tex.amin(dim=(2, 3), keepdim=True)
@@ -567,7 +602,7 @@ def frost(x, severity, g):
     a, b = _pick(x, severity, [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.45), (0.8, 0.55)],
                  [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)])
     n, c, h, w = x.shape
-    tex = frost_texture(n, h, w, g).mul_(b)
+    tex = frost_texture(n, h, w, g, x.device).mul_(b)
     return _add_tinted(x * a, tex, (0.85, 0.93, 1.0)).clamp_(0, 1)
 
 
@@ -578,7 +613,7 @@ def fog(x, severity, g):
                           [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)])
     n, c, h, w = x.shape
     top = x.amax(dim=(1, 2, 3), keepdim=True)
-    layer = _fractal(n, max(h, w), decay, g)[..., :h, :w]
+    layer = _fractal(n, max(h, w), decay, g, x.device)[..., :h, :w]
     return torch.add(x, layer, alpha=amount).mul_(top / (top + amount)).clamp_(0, 1)
 
 
@@ -633,9 +668,9 @@ def elastic_transform(x, severity, g):
     n, c, h, w = x.shape
     # affine: the identity plus uniform perturbations of up to `affine` (in [-1, 1] grid units, x2)
     theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).repeat(n, 1, 1)
-    theta = theta + _uniform((n, 2, 3), g, -2 * affine, 2 * affine)
+    theta = (theta + _uniform((n, 2, 3), g, -2 * affine, 2 * affine)).to(x.device)
     grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    field = _uniform((n, 2, h, w), g, -1.0, 1.0)
+    field = _uniform((n, 2, h, w), g, -1.0, 1.0, x.device)
     field = gaussian_filter(field, smooth * h)
     flat = field.reshape(n, -1)
     # the sample standard deviation per image (torch.std is several times slower than this norm)
@@ -656,16 +691,18 @@ def pixelate(x, severity, g):
     else:
         # area downsampling (adaptive average pooling) is separable: A_h @ x @ A_w^T with averaging
         # matrices, measured ~20% faster than F.interpolate(mode="area") at 224 px; same averages
-        ah = _area_matrix(h, sh).to(x.dtype)
-        aw = ah if (w, sw) == (h, sh) else _area_matrix(w, sw).to(x.dtype)
+        ah = _area_matrix(h, sh, _dev(x)).to(x.dtype)
+        aw = ah if (w, sw) == (h, sh) else _area_matrix(w, sw, _dev(x)).to(x.dtype)
         small = torch.matmul(ah, torch.matmul(x, aw.T))
     return F.interpolate(small, size=(h, w), mode="nearest-exact").clamp_(0, 1)
 
 
 @functools.lru_cache(maxsize=64)
-def _area_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """(n_out, n_in): row i averages inputs floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1,
+def _area_matrix(n_in: int, n_out: int, device: str = "cpu") -> torch.Tensor:
+    """(n_out, n_in) on ``device``: row i averages inputs floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1,
     the windows of adaptive average pooling."""
+    if device != "cpu":
+        return _area_matrix(n_in, n_out).to(device)
     m = torch.zeros(n_out, n_in)
     for i in range(n_out):
         lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
@@ -675,14 +712,14 @@ def _area_matrix(n_in: int, n_out: int) -> torch.Tensor:
 
 @_corruption
 def jpeg_compression(x, severity, g):
-    """JPEG encode/decode at quality c (libjpeg through torchvision.io)."""
+    """JPEG encode/decode at quality c (libjpeg through torchvision.io, on the CPU wherever ``x`` is)."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
     q = _pick(x, severity, [80, 65, 58, 50, 40], [25, 18, 15, 10, 7])
-    u8 = (x * 255).round_().clamp_(0, 255).to(torch.uint8)
+    u8 = (x * 255).round_().clamp_(0, 255).to(torch.uint8).cpu()
     decoded = decode_jpeg(encode_jpeg(list(u8), quality=int(q)))
-    if _small(x):
-        return torch.stack(decoded).float().div_(255.0).view_as(x)
+    if _small(x) or x.device.type != "cpu":
+        return to_device(torch.stack(decoded), x.device).float().div_(255.0).view_as(x)
     out = torch.empty_like(x)
     for o, d in zip(out, decoded):
         o.copy_(d.view_as(o))  # uint8 -> float in the copy, no stacked uint8 intermediate
@@ -700,7 +737,7 @@ def spatter(x, severity, g):
          (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1)])
     n, c, h, w = x.shape
     s = _scale(x)
-    layer = gaussian_filter(_normal((n, 1, h, w), g, loc, scale), sigma * s)
+    layer = gaussian_filter(_normal((n, 1, h, w), g, loc, scale, x.device), sigma * s)
     if not mud:
         layer = F.threshold(layer, thr, 0.0)  # values below thr -> 0 (torch.where is slow on random masks)
         m = layer.mul_(intensity / (layer.amax(dim=(2, 3), keepdim=True) + 1e-8))
@@ -711,12 +748,16 @@ def spatter(x, severity, g):
     return torch.addcmul(x, m, _color(x, (63 / 255, 42 / 255, 20 / 255)) - x).clamp_(0, 1)
 
 
-# values per chunk in corrupt(); measured best on a 2-core Xeon (benchmarks/RESULTS.md, section 1)
+# values per chunk in corrupt(); measured best on a 2-core Xeon (benchmarks/RESULTS.md, section 1). The
+# same on a GPU: the chunks fix the order of the random draws, so changing it changes every
+# random corruption of a seed.
 CHUNK_VALUES = 2 ** 19
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> torch.Tensor:
-    """Apply corruption ``name`` at ``severity`` (1..5) to float (N, C, H, W) in [0, 1]."""
+    """Apply corruption ``name`` at ``severity`` (1..5) to float (N, C, H, W) in [0, 1] on any device.
+
+    The result is float32 on ``x``'s device; ``g`` is a CPU generator (see the module docstring)."""
     if name not in CORRUPTIONS:
         from ..errors import UserError
 
@@ -731,7 +772,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> to
     # in the CPU caches instead of being a fresh multi-megabyte allocation (page faults, zeroing,
     # DRAM traffic) — 1.7-2.7x faster for the element-wise corruptions at 224 px. The chunk size is a
     # constant, so the output stays a deterministic function of (x, generator state).
-    out = empty_output(x.shape, x.dtype)
+    out = empty_output(x.shape, x.dtype, x.device)
     for i in range(0, len(x), step):
         out[i:i + step] = fn(x[i:i + step], severity, g)
     return out
@@ -754,11 +795,15 @@ def _madvise():
     return fn
 
 
-def empty_output(shape, dtype=torch.float32) -> torch.Tensor:
-    """An uninitialised CPU tensor for a large result, backed by transparent huge pages where Linux
-    allows them on request (``madvise``; the common THP mode): writing a fresh 38.5 MB batch of 64
-    224-px images was measured at 183 us per image in 4 KB page faults alone, 2.5x the cost of the copy
-    itself. Only this buffer is affected, and the advice is only a hint (ignored where unsupported)."""
+def empty_output(shape, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """An uninitialised tensor for a large result on ``device``.
+
+    On the CPU it is backed by transparent huge pages where Linux allows them on request
+    (``madvise``; the common THP mode): writing a fresh 38.5 MB batch of 64 224-px images was
+    measured at 183 us per image in 4 KB page faults alone, 2.5x the cost of the copy itself. Only
+    this buffer is affected, and the advice is only a hint (ignored where unsupported)."""
+    if torch.device(device).type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
     out = torch.empty(shape, dtype=dtype)
     nbytes = out.numel() * out.element_size()
     madvise = _madvise() if nbytes >= 4 * _HUGE_PAGE else None

@@ -9,6 +9,10 @@ corruption runs batch by batch over ``settings.batch_size`` images either way. W
 ``settings.corruption_folder`` the cells are read from a precomputed ImageNet-C style tree
 ``<root>/<corruption>/<severity>/<class>/<image>`` instead of being generated (streamed too).
 
+Images are corrupted on ``settings.device``, the model's device: each uint8 batch is sent there
+(:func:`~.core.to_device`), corrupted there and predicted there. A capped cell too large for the
+cache below is streamed the same way instead of being held whole.
+
 Rows: condition = corruption name, severity 1..5, extra = {"source": "generated"|"folder"}.
 """
 
@@ -26,39 +30,44 @@ import torch
 from ..errors import UserError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, limited, open_folder, predict, predicted_rows, take
+from .core import BenchSettings, ModelAdapter, limited, open_folder, predict, predicted_rows, take, to_device
 from .corruption_ops import corrupt, corruption_names, empty_output
 
 
-def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generator, batch_size: int = 512) -> torch.Tensor:
-    """Corrupt uint8 (N, C, H, W) images batch by batch; float (N, C, H, W) in [0, 1].
+def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generator, batch_size: int = 512,
+                device="cpu") -> torch.Tensor:
+    """Corrupt uint8 (N, C, H, W) images batch by batch on ``device``; float (N, C, H, W) in [0, 1] there.
 
     ``corrupt`` itself works through each batch in cache-sized chunks; the batches only bound the
     float copy of the input held at once. Results go straight into one preallocated tensor."""
-    out = empty_output(images.shape, torch.float32)
+    out = empty_output(images.shape, torch.float32, device)
     for i in range(0, len(images), batch_size):
-        out[i:i + batch_size] = corrupt(images[i:i + batch_size].float().div(255.0), name, severity, g)
+        x = to_device(images[i:i + batch_size], device).float().div(255.0)
+        out[i:i + batch_size] = corrupt(x, name, severity, g)
     return out
 
 
 def corrupted_batches(data, name: str, severity: int, settings: BenchSettings) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-    """Stream cell (``name``, ``severity``) of ``data``: ``(float (B, C, H, W) in [0, 1], index (B,))``.
+    """Stream cell (``name``, ``severity``) of ``data``: ``(float (B, C, H, W) in [0, 1], index (B,))``
+    on ``settings.device``.
 
     The same images as :func:`corrupt_set` over the whole set with the cell's generator: the
     batches are ``settings.batch_size`` images and the generator runs on from one to the next.
     """
     g = settings.generator("corruption", name, int(severity))
     for images, idx in data.batches(settings.batch_size):
-        yield corrupt(images.float().div(255.0), name, int(severity), g), idx
+        yield corrupt(to_device(images, settings.device).float().div(255.0), name, int(severity), g), idx
 
 
 # Corrupted images depend on the images, the corruption, the severity and the seed — not on the
 # model — so benchmarking many models in one process (``synthclone run``) corrupts each cell once.
 #
 # What it holds: whole cells of a capped subset (``corruption_limit``), which is in memory anyway,
-# at most SYNTHCLONE_CORRUPTION_CACHE_MB (default 512) of float images. Streamed cells (no cap,
-# e.g. a file-backed set of any size) are never held: a cache smaller than the stream would only
-# ever evict each batch before the next model asks for it. Every model benchmarks the cells in the
+# at most SYNTHCLONE_CORRUPTION_CACHE_MB (default 512) of float images, on the device they were
+# made on (the device is part of the key: a GPU's cells differ from the CPU's by float rounding).
+# Streamed cells (no cap, e.g. a file-backed set of any size, or a capped cell larger than the whole
+# cache) are never held: a cache smaller than the stream would only ever evict each batch before
+# the next model asks for it. Every model benchmarks the cells in the
 # same order, so when all of a subset's cells do not fit, the cells of that subset already held
 # stay and the rest are computed each time (evicting the oldest to admit the newest would evict
 # each cell just before it is asked for again, and nothing would ever hit); cells of other subsets
@@ -71,16 +80,21 @@ def _cache_bytes() -> int:
     return sum(t.numel() * t.element_size() for t in _CACHE.values())
 
 
+def _cell_bytes(images: torch.Tensor) -> int:
+    return images.numel() * 4  # a corrupted cell is float32
+
+
 def cached_corrupt_set(images: torch.Tensor, ids: List[str], name: str, severity: int, settings: BenchSettings) -> torch.Tensor:
-    """:func:`corrupt_set` with the cell's own generator, memoised per (images, corruption, severity, seed)."""
+    """:func:`corrupt_set` on ``settings.device`` with the cell's own generator, memoised per
+    (images, corruption, severity, seed, device)."""
     digest = hashlib.sha256("\n".join(ids).encode() + str(tuple(images.shape)).encode()).hexdigest()
-    key = (digest, name, int(severity), settings.seed)
+    key = (digest, name, int(severity), settings.seed, str(torch.device(settings.device)))
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
         return hit
     g = settings.generator("corruption", name, int(severity))
-    x = corrupt_set(images, name, int(severity), g, settings.batch_size)
+    x = corrupt_set(images, name, int(severity), g, settings.batch_size, settings.device)
     size = x.numel() * x.element_size()
     if size > _CACHE_LIMIT:
         return x
@@ -122,8 +136,11 @@ def corruptions_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     names = corruption_names(settings.corruptions)
     cells = [(n, s) for n in names for s in settings.severities]
     frames = []
+    # a capped cell the cache could never hold is streamed like an uncapped one: the same batches
+    # from the same generator, so the same images and predictions, without the whole cell in memory
+    stream = settings.corruption_limit is None or _cell_bytes(subset.images) > _CACHE_LIMIT
     for name, sev in progress(cells, desc="corruptions"):
-        if settings.corruption_limit is None:
+        if stream:
             p = predict(model, corrupted_batches(subset, name, int(sev), settings), settings.batch_size, settings.device)
         else:
             x = cached_corrupt_set(subset.images, subset.ids, name, int(sev), settings)

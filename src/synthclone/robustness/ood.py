@@ -50,20 +50,35 @@ def logit_scores(logits: torch.Tensor) -> Dict[str, torch.Tensor]:
 
 
 class Mahalanobis:
-    """Class means and a shared (tied) covariance of features (Lee et al. 2018), scores = -min distance."""
+    """Class means and a shared (tied) covariance of features (Lee et al. 2018), scores = -min distance.
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, ridge: float = 1e-6):
-        f = features.double()
+    Fitted and scored in float64 on ``device`` (the model's); features (N, D) may come from anywhere.
+    """
+
+    # float64 values of the (rows, K, D) differences scored at once: 256 MB, whatever N is
+    SCORE_VALUES = 2 ** 25
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, ridge: float = 1e-6,
+                 device="cpu"):
+        f = features.to(device).double()
+        labels = labels.to(device)
         self.means = torch.stack([f[labels == c].mean(0) for c in range(num_classes)])
         centered = f - self.means[labels]
         cov = centered.T @ centered / len(f)
-        cov = cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype) * cov.diagonal().mean().clamp_min(1e-12)
+        eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+        cov = cov + ridge * eye * cov.diagonal().mean().clamp_min(1e-12)
         self.precision = torch.linalg.pinv(cov)
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
-        d = features.double().unsqueeze(1) - self.means.unsqueeze(0)           # (N, K, D)
-        dist = torch.einsum("nkd,de,nke->nk", d, self.precision, d)
-        return -dist.min(1).values
+        """-min_k (f - mu_k)^T P (f - mu_k) of features (N, D): float64 (N,) on the CPU."""
+        k, dim = self.means.shape
+        rows = max(1, self.SCORE_VALUES // max(1, k * dim))
+        out = []
+        for part in features.split(rows):
+            d = part.to(self.means.device).double().unsqueeze(1) - self.means.unsqueeze(0)   # (rows, K, D)
+            dist = torch.einsum("nkd,de,nke->nk", d, self.precision, d)
+            out.append(-dist.min(1).values)
+        return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.float64)
 
 
 GENERATED: Dict[str, Callable[[int, tuple, torch.Generator], torch.Tensor]] = {
@@ -129,7 +144,7 @@ def _mahalanobis(model, data, settings: BenchSettings) -> Optional[Mahalanobis]:
         p = predict(model, fit, settings.batch_size, settings.device, features=True)
     except AttributeError:
         return None
-    return Mahalanobis(p.features, p.labels(fit), data.num_classes)
+    return Mahalanobis(p.features, p.labels(fit), data.num_classes, device=settings.device)
 
 
 @PROBES.register("ood")

@@ -23,14 +23,16 @@ import torch
 from ..data.images import ImageSet
 from ..errors import UserError
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, blocks, gather, predict, rows_from_logits
+from .core import BenchSettings, ModelAdapter, blocks, gather, predict, rows_from_logits, to_device
 from .stimuli import cue_conflict
 
 
-def build_cue_conflict(data: ImageSet, n: int, g: torch.Generator) -> tuple:
-    """``n`` stimuli from ``data``: (images uint8 (n, C, H, W), shape labels (n,), texture labels (n,), ids).
+def build_cue_conflict(data: ImageSet, n: int, g: torch.Generator, device="cpu") -> tuple:
+    """``n`` stimuli from ``data``: (images uint8 (n, C, H, W) on ``device``, shape labels (n,),
+    texture labels (n,), ids).
 
-    Only the 2n images the stimuli are made of are read (:func:`~.core.gather`).
+    Only the 2n images the stimuli are made of are read (:func:`~.core.gather`); they are composed
+    on ``device``. Labels and ids stay on the CPU.
     """
     k = data.num_classes
     shape_idx = torch.randint(0, len(data), (n,), generator=g)
@@ -38,8 +40,8 @@ def build_cue_conflict(data: ImageSet, n: int, g: torch.Generator) -> tuple:
     texture_lab = (shape_lab + torch.randint(1, k, (n,), generator=g)) % k  # any other class, uniformly
     by_class = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
     texture_idx = torch.stack([by_class[c][torch.randint(0, len(by_class[c]), (1,), generator=g)][0] for c in texture_lab.tolist()])
-    shapes = gather(data, shape_idx).float().div(255.0)
-    textures = gather(data, texture_idx).float().div(255.0)
+    shapes = to_device(gather(data, shape_idx), device).float().div(255.0)
+    textures = to_device(gather(data, texture_idx), device).float().div(255.0)
     images = (cue_conflict(shapes, textures, g) * 255).round().to(torch.uint8)
     ids = [f"{data.ids[a]}|{data.ids[b]}" for a, b in zip(shape_idx.tolist(), texture_idx.tolist())]
     return images, shape_lab, texture_lab, ids
@@ -100,7 +102,7 @@ def shape_bias_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
     g = settings.generator("cue-conflict")
     frames = []
     for block in blocks(limit or len(data), limit, settings.batch_size):
-        images, shape_lab, texture_lab, ids = build_cue_conflict(data, len(block), g)
+        images, shape_lab, texture_lab, ids = build_cue_conflict(data, len(block), g, settings.device)
         logits = predict(model, images, settings.batch_size, settings.device).logits
         frames.append(_rows(settings, ids, shape_lab, texture_lab, logits))
     return pd.concat(frames, ignore_index=True)

@@ -5,6 +5,9 @@ a threshold: ``mask = x > 10/255`` on the luminance, closed (dilate then erode, 
 seams inside an object stay foreground. ``texture_from`` cuts the central part of an object's
 bounding box (half its size, at least 4 px) and tiles it, with a random shift, over the whole frame:
 the object's surface texture, free of its outline.
+
+Every function computes on its input's device (``procedural_textures`` on the one it is given); the
+random numbers come from the CPU generator ``g`` and are moved, as in :mod:`.corruption_ops`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .core import rand_on, randint_on
 from .corruption_ops import _fractal
 
 THRESHOLD = 10 / 255
@@ -31,7 +35,7 @@ def texture_from(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     n, c, h, w = x.shape
     masks = foreground_mask(x)[:, 0] > 0
     out = torch.empty_like(x)
-    shifts = torch.randint(0, max(h, w), (n, 2), generator=g)
+    shifts = torch.randint(0, max(h, w), (n, 2), generator=g)  # stays on the CPU: read one by one below
     for i in range(n):
         ys, xs = torch.nonzero(masks[i], as_tuple=True)
         if len(ys) == 0:
@@ -59,27 +63,27 @@ def cue_conflict(shape_images: torch.Tensor, texture_images: torch.Tensor, g: to
     return (mask * texture_from(texture_images, g)).clamp(0, 1)
 
 
-def procedural_textures(n: int, channels: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """Texture-like images (N, C, size, size) in [0, 1]: fractal noise, ridged veins, and noisy gratings.
+def procedural_textures(n: int, channels: int, size: int, g: torch.Generator, device="cpu") -> torch.Tensor:
+    """Texture-like images (N, C, size, size) in [0, 1] on ``device``: fractal noise, ridged veins, and noisy gratings.
 
     Stand-ins for real texture photographs (DTD) where none ship: each image mixes a random-orientation
     grating warped by fractal noise with fractal noise of a random roughness.
     """
-    kinds = torch.randint(0, 3, (n,), generator=g)
-    rough = _fractal(n, size, 1.4, g)
-    smooth = _fractal(n, size, 2.2, g)
-    t = torch.linspace(0, 1, size)
+    kinds = randint_on(0, 3, (n,), g, device)
+    rough = _fractal(n, size, 1.4, g, device)
+    smooth = _fractal(n, size, 2.2, g, device)
+    t = torch.linspace(0, 1, size, device=device)
     yy, xx = torch.meshgrid(t, t, indexing="ij")
-    theta = torch.rand(n, generator=g) * torch.pi
-    freq = 2 + torch.rand(n, generator=g) * 8
+    theta = rand_on(n, g, device) * torch.pi
+    freq = 2 + rand_on(n, g, device) * 8
     phase = (xx * torch.cos(theta).view(-1, 1, 1) + yy * torch.sin(theta).view(-1, 1, 1)) * freq.view(-1, 1, 1)
     grating = 0.5 + 0.5 * torch.sin(2 * torch.pi * (phase.unsqueeze(1) + 0.8 * smooth))
     veins = (1 - (2 * rough - 1).abs()) ** 4
     out = torch.where((kinds == 0).view(-1, 1, 1, 1), grating, torch.where((kinds == 1).view(-1, 1, 1, 1), veins, rough))
     if channels == 3:
-        tint = 0.4 + 0.6 * torch.rand(n, 3, 1, 1, generator=g)
+        tint = 0.4 + 0.6 * rand_on((n, 3, 1, 1), g, device)
         out = out * tint
-    contrast = 0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=g)
+    contrast = 0.5 + 0.5 * rand_on((n, 1, 1, 1), g, device)
     return (out * contrast).clamp(0, 1)
 
 
@@ -93,7 +97,7 @@ def wallpaper(x: torch.Tensor, g: torch.Generator, dim: float = 0.6) -> torch.Te
     half = F.interpolate(x, size=(max(1, h // 2), max(1, w // 2)), mode="area")
     tiled = half.repeat(1, 1, 3, 3)
     out = torch.empty_like(x)
-    shifts = torch.randint(0, max(1, h // 2), (n, 2), generator=g)
+    shifts = torch.randint(0, max(1, h // 2), (n, 2), generator=g)  # CPU: read as Python ints
     for i in range(n):
         sy, sx = shifts[i].tolist()
         out[i] = tiled[i, :, sy:sy + h, sx:sx + w]
