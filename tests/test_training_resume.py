@@ -133,7 +133,8 @@ def test_ray_train_workers_match_torchrun_semantics(tmp_path):
            "--val-limit", "100", "--threads", "1"]
     subprocess.run(cmd + ["--out", str(tmp_path / "ray"), "--ray", "local", "--workers", "2"], check=True, env=env, timeout=600)
     state = json.loads((tmp_path / "ray" / "train_state" / "state.json").read_text())
-    assert state["fingerprint"]["world_size"] == 2 and state["epochs_done"] == 2
+    hardware = json.loads((tmp_path / "ray" / "meta.json").read_text())["training"]["hardware"]
+    assert hardware["processes"] == 2 and state["epochs_done"] == 2
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "synthclone"] + cmd[3:]
     subprocess.run(torchrun + ["--out", str(tmp_path / "tr")], check=True, env=env, timeout=600)
     assert _same(_tensors(tmp_path / "ray" / "model.safetensors"), _tensors(tmp_path / "tr" / "model.safetensors"))

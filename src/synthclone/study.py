@@ -19,7 +19,9 @@ pretrain-finetune     the synthetic model fine-tuned on the few-shot real images
 ====================  =====================================================================
 
 Every stage lives in ``RUN_DIR/<stage>-<hash>`` (see :mod:`synthclone.pipeline`), so a second run
-skips finished stages and a killed run resumes.
+skips finished stages and a killed run resumes. Every stage runs on ``device`` (``auto``: CUDA when
+there is a GPU); the device is not part of the stage keys, so a study moved to another machine
+reuses its finished stages, and each output records where it was computed.
 """
 
 from __future__ import annotations
@@ -166,11 +168,13 @@ def plan_models(cfg) -> List[ArmModel]:
 
 def _generate_fn(cfg, strategy: str, shots: int = 0):
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .device import resolve_device
         from .distributed.generation import generate_store
 
         gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots,
                                                   "filter_options": clip_filter_options(cfg)})
-        summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg))
+        summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg),
+                                 device=resolve_device(cfg.device))
         for line in summary.lines()[:3]:
             say(f"  {line}")
         info = {k: v for k, v in summary.__dict__.items()}
@@ -259,6 +263,7 @@ def _train_fn(cfg, m: ArmModel):
 def bench_settings(cfg):
     """``robustness.BenchSettings`` from the run config (the test split is used only here)."""
     from .data import load_dataset
+    from .device import resolve_device
     from .errors import UserError
     from .robustness import BenchSettings
 
@@ -278,6 +283,7 @@ def bench_settings(cfg):
         **ood_settings(cfg),
         batch_size=cfg.bench.batch_size, seed=cfg.bench.seed, limit=cfg.bench.limit or cfg.data.test_limit,
         ece_bins=cfg.bench.ece_bins, severities=list(cfg.bench.severities), epsilons=list(cfg.bench.epsilons),
+        device=resolve_device(cfg.device),
     )
     for key, value in cfg.bench.options.items():
         setattr(settings, key, value)
@@ -299,7 +305,8 @@ def _bench_fn(cfg, m: ArmModel):
             model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])
         rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
         write_table(rows, folder / "rows.parquet")
-        return {"rows": str(folder / "rows.parquet"), "seconds": rows.attrs.get("seconds", {}), "tags": m.tags()}
+        return {"rows": str(folder / "rows.parquet"), "seconds": rows.attrs.get("seconds", {}), "tags": m.tags(),
+                "hardware": rows.attrs.get("device")}
 
     return fn
 
@@ -327,6 +334,16 @@ def shipped_weights_fingerprint() -> Dict[str, str]:
     return out
 
 
+def _train_key(cfg) -> Dict[str, Any]:
+    """The train section as it enters the training stages' keys: how fast training runs
+    (channels-last, compilation) is left out, and ``sync_bn`` only when on, so finished stages of
+    runs made before these settings existed are reused."""
+    key = cfg.train.model_dump(exclude={"channels_last", "compile"})
+    if not key.get("sync_bn"):
+        key.pop("sync_bn", None)
+    return key
+
+
 def build_stages(cfg) -> List[Stage]:
     """Every stage of the study, in dependency order."""
     from .pipeline import data_stage
@@ -345,7 +362,7 @@ def build_stages(cfg) -> List[Stage]:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
                              "dataset": cfg.data.dataset}, []))
-    train_cfg = {**cfg.train.model_dump(), "data": cfg.data.model_dump(), "study": cfg.study.model_dump(),
+    train_cfg = {**_train_key(cfg), "data": cfg.data.model_dump(), "study": cfg.study.model_dump(),
                  "shipped_weights": weights, "clip": cfg.clip.model_dump()}
     for m in models:
         if m.regime is None:
@@ -421,15 +438,17 @@ def _check_embedded_models(cfg) -> None:
                               "openai, docs/clip.md), or drop the zero-shot and classifier-tuning arms and the clip filter")
 
 
-def check(cfg) -> List[str]:
+def check(cfg, dry_run: bool = False) -> List[str]:
     """Validate the names a config uses against the registries, without loading data or weights.
 
-    Raises :class:`~synthclone.errors.UserError` for an unknown name; returns notes about things
-    that are only needed at run time (a dataset folder absent on this machine, a missing extra).
+    Raises :class:`~synthclone.errors.UserError` for an unknown name, and for a device this machine
+    lacks (CUDA without a GPU) unless ``dry_run``; returns notes about things that are only needed
+    at run time (a dataset folder absent on this machine, a missing extra, with ``dry_run`` the GPU).
     """
     import importlib.util
 
     from .data import DATASETS
+    from .device import resolve_device
     from .errors import UserError
     from .filters import FILTERS
     from .generators import GENERATORS
@@ -438,6 +457,12 @@ def check(cfg) -> List[str]:
     from .training import REGIMES
 
     notes: List[str] = []
+    try:
+        resolve_device(cfg.device)  # CUDA asked for on a machine without it: an error now, not a CPU run later
+    except UserError as exc:
+        if not dry_run:
+            raise
+        notes.append(f"{exc} (needed at run time)")
     GENERATORS.get(cfg.generate.generator)
     for p in cfg.generate.prompts:
         PROMPTS.get(p)

@@ -184,6 +184,7 @@ def run(args) -> int:
         rows = run_probes(model, name, probes, settings)
         seconds[name] = rows.attrs.get("seconds", {})
         frames.append(rows)
+    hardware = frames[0].attrs.get("device") if frames else None
     baseline_name = None
     if args.baseline:
         baseline_name = _model_name(args.baseline)
@@ -201,7 +202,7 @@ def run(args) -> int:
     doc = {"models": summary, "baseline": baseline_name, "probes": probes, "data": args.data,
            "evaluation_images": len(settings.evaluation_set()), "seconds": seconds, "total_seconds": total,
            "skipped_unreadable": sorted(set(data.skipped) | set(val.skipped)),
-           "settings": settings_doc, "label_map": args.label_map}
+           "settings": settings_doc, "label_map": args.label_map, "hardware": hardware}
     _write_atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=2, default=str)))
     if "calibration" in probes and not args.no_plots:
         from ..robustness.calibration import plot_reliability

@@ -124,12 +124,15 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     from ..data.store import write_table
 
     folder = Path(folder)
-    frames, tag_rows = [], []
+    frames, tag_rows, devices = [], [], set()
     for m in models:
         out = inputs.get(f"bench-{m.name}")
         if out is None:
             continue
         frames.append(pd.read_parquet(out["rows"]))
+        hw = out.get("hardware") or {}
+        if hw:
+            devices.add(hw.get("gpu") or hw.get("device"))
         tag_rows.append(m.tags())
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     tags = pd.DataFrame(tag_rows, columns=["model", "arm", "seed", "strategy", "regime"])
@@ -151,7 +154,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         f"Dataset {cfg.data.dataset}; generator {cfg.generate.generator} ({cfg.generate.steps} {cfg.generate.scheduler} steps, "
         f"guidance {cfg.generate.guidance:g}, {cfg.generate.per_class} images per class per prompt strategy); "
         f"recognizer {cfg.train.model}, {cfg.train.epochs} epochs; seeds {seeds}; {len(tags)} models; "
-        f"{len(rows):,} per-sample probe rows. Baseline for mCE: {baseline or 'none'}."))
+        f"{len(rows):,} per-sample probe rows. Baseline for mCE: {baseline or 'none'}."
+        + (f" Benchmarked on {', '.join(sorted(devices))}." if devices else "")))
 
     doc.add(Heading("Findings"))
     if findings:
