@@ -2,7 +2,7 @@
 
     synthclone generate --dataset fashion-mnist --generator embedded --prompts template \\
         --per-class 500 --out DIR [--guidance 2 --steps 10 --seed 0 --filter clip --ray local|ADDRESS]
-        [--config YAML]
+        [--config YAML] [--dtype auto --cpu-offload --vae-slicing ... --ray-workers N]
 
 Settings come from ``GenerateConfig`` defaults, then the YAML file (a full study config with a
 ``generate:`` section, or just the generate keys), then the flags given. Running the same command
@@ -44,8 +44,22 @@ def add_arguments(parser) -> None:
     add("--shard-size", type=int, help="images per resumable work unit / Ray task")
     add("--store-layout", choices=["folder", "tar"], help="folder (default): images/<class>/<id>.png; tar: one "
                                                            "WebDataset-style tar per shard (for millions of images)")
-    add("--ray", metavar="local|ADDRESS", help="run shards as Ray tasks on a local Ray or a cluster")
+    add("--dtype", choices=["auto", "float32", "float16", "bfloat16"],
+        help="diffusers: the dtype the pipeline runs in (auto: float16 on CUDA, float32 on the CPU)")
+    add("--variant", metavar="auto|none|NAME",
+        help="diffusers: weight files to load (auto: the fp16 files for float16 when the pipeline has them)")
+    add("--cpu-offload", action="store_true", default=None,
+        help="diffusers: keep each model on the CPU until it runs (less GPU memory; CUDA only)")
+    add("--attention-slicing", action="store_true", default=None, help="diffusers: attention in slices (less memory)")
+    add("--vae-slicing", action="store_true", default=None, help="diffusers: decode a batch one image at a time (less memory)")
+    add("--vae-tiling", action="store_true", default=None,
+        help="diffusers: decode large images in tiles (less memory; changes the pixels of images larger than a tile)")
+    add("--ray", metavar="local|ADDRESS",
+        help="make shards on Ray actors (one per GPU on CUDA, one per CPU otherwise) on a local Ray or a cluster; "
+             "every node must see --out (and local weights) at the same path: a shared filesystem (docs/cluster.md)")
     add("--ray-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    add("--ray-workers", type=int, metavar="N",
+        help="Ray actors, each loading the generator once (default: the cluster's GPUs on CUDA, its CPUs otherwise)")
     add("--threads", type=int, help="torch CPU threads of this process (default: torch's choice; 1 helps on a busy machine)")
 
 
@@ -72,10 +86,17 @@ def resolve(args) -> tuple:
         else:
             tree = validate(raw, GenerateConfig).model_dump()
     for key in ("generator", "model", "per_class", "guidance", "steps", "scheduler", "seed", "batch_size",
-                "shots", "strength", "shard_size", "ray", "store_layout"):
+                "shots", "strength", "shard_size", "ray", "ray_workers", "store_layout"):
         value = getattr(args, key, None)
         if value is not None:
             tree[key] = value
+    gen_options = dict(tree.get("generator_options") or {})
+    for key in ("dtype", "variant", "cpu_offload", "attention_slicing", "vae_slicing", "vae_tiling"):
+        value = getattr(args, key, None)
+        if value is not None:
+            gen_options[key] = value
+    if gen_options:
+        tree["generator_options"] = gen_options
     if args.prompts:
         tree["prompts"] = [args.prompts]
     if args.prompt_option:

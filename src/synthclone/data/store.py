@@ -32,6 +32,13 @@ Guarantees:
   which moves dropped images to ``rejected/`` and writes ``manifest.parquet``. It is idempotent.
 * **Config-checked.** ``store.json`` holds the hash of everything that determines the content; a
   re-run with a different config is refused before anything is touched.
+
+Manifest columns beyond the contract: ``nsfw`` (the generator's safety checker flagged the image;
+always False for a generator without one, see the generator's ``config["safety_checker"]``),
+``device`` (where the row was made: ``cpu`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``; a store resumed
+on another device says so row by row), ``dropped_by`` (empty for a kept image, else the first
+reason it was dropped: ``nsfw`` or a filter's name). Flagged images are never kept: the checker
+blacks them out, and a black square is not a training image.
 """
 
 from __future__ import annotations
@@ -65,8 +72,10 @@ LAYOUTS = ("folder", "tar")  # images/<class>/<id>.png files, or one tar per sha
 COLUMNS = [
     "id", "path", "class_index", "class_name", "index", "shard", "prompt", "strategy", "generator",
     "guidance", "steps", "scheduler", "seed", "source_id", "strength", "clip_score", "phash",
-    "dedup_distance", "kept", "sha256",
+    "dedup_distance", "nsfw", "device", "kept", "dropped_by", "sha256",
 ]
+# columns added after stores were first made: the value an older shard part means by leaving them out
+_LATER_COLUMNS = {"nsfw": False, "device": "", "dropped_by": ""}
 
 
 # ----------------------------------------------------------------------------------------- names
@@ -370,6 +379,8 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
     images = out.images
     if images.dtype != torch.uint8 or images.shape[0] != len(index):
         raise RuntimeError(f"generator returned {images.dtype} {tuple(images.shape)} for {len(index)} prompts")
+    nsfw = [False] * len(index) if out.nsfw is None else [bool(x) for x in out.nsfw.tolist()]
+    where = _where(generator)
     labels = torch.full((len(index),), c, dtype=torch.long)
     scores: Dict[str, np.ndarray] = {}
     for f in filters:
@@ -393,7 +404,8 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
             "seed": seeds[i], "source_id": sources[i], "strength": float("nan") if strength is None else strength,
             "clip_score": float(scores["clip_score"][i]) if "clip_score" in scores else float("nan"),
             "phash": str(scores["phash"][i]) if "phash" in scores else "",
-            "dedup_distance": -1, "kept": True, "sha256": hashlib.sha256(data).hexdigest(),
+            "dedup_distance": -1, "nsfw": nsfw[i], "device": where, "kept": not nsfw[i],
+            "dropped_by": "nsfw" if nsfw[i] else "", "sha256": hashlib.sha256(data).hexdigest(),
         })
     if plan.layout == "tar":  # the whole shard in one tar, renamed into place before its manifest part
         write_tar(plan.tar_path(shard), _tar_members(members, rows_out))
@@ -401,8 +413,19 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
     return len(index)
 
 
+def _where(generator) -> str:
+    """The manifest's ``device``: the generator's device, with the GPU's name on CUDA."""
+    from ..device import device_record
+
+    device = getattr(generator, "device", None)
+    if device is None:
+        return ""
+    record = device_record(str(device))
+    return f"{record['device']} ({record['gpu']})" if "gpu" in record else record["device"]
+
+
 # facts a WebDataset reader gets with each image; filter decisions and paths are the manifest's alone
-_DECIDED = ("path", "kept", "dedup_distance")
+_DECIDED = ("path", "kept", "dedup_distance", "dropped_by")
 
 
 def _tar_members(members: List[tuple], rows: List[Dict[str, Any]]):
@@ -430,14 +453,21 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
         raise RuntimeError(f"finalize: {len(missing)} shards unfinished ({missing[:3]})")
     df = pd.concat([read_table(plan.shard_path(s)) for s in plan.shards()], ignore_index=True)
     df = df.sort_values(["class_index", "index"], kind="stable").reset_index(drop=True)
+    for column, value in _LATER_COLUMNS.items():
+        if column not in df:
+            df[column] = value
     labels = df["class_index"].to_numpy()
-    keep = np.ones(len(df), dtype=bool)
+    nsfw = df["nsfw"].to_numpy(dtype=bool)
+    keep = ~nsfw  # flagged images never reach the filters' quotas
+    reason = np.where(nsfw, "nsfw", "").astype(object)
     for f in filters:
         result = f.select(df, labels, len(plan.classes), candidates=keep)
+        reason[keep & ~result.keep] = f.name
         keep &= result.keep
         for column, values in (result.columns or {}).items():
             df[column] = values
     df["kept"] = keep
+    df["dropped_by"] = reason
     if plan.layout == "tar":
         for s in plan.shards():
             if not plan.tar_path(s).is_file():

@@ -10,6 +10,19 @@ The strength rule, when not given::
 With one shot the generator must add most of the variety (high strength, far from the source);
 with more shots the real images already vary, so less noise keeps the synthetic set closer to the
 real distribution. Each manifest row records ``source_id`` and ``strength``.
+
+The device (``generate_store(..., device="cuda:0")``, resolved once by the command) goes into the
+generator's options and into the options of filters that take one. It is *not* part of a store's
+identity (the hash ``store.json`` checks on resume), nor are the options that only trade memory or
+speed (``batch_size``, ``cpu_offload``, ``attention_slicing``, ``vae_slicing``): a store begun on one
+GPU resumes on another, or on the CPU. What a device changes in the images is recorded instead:
+each manifest row's ``device`` says where it was made (a GPU's float kernels round differently
+from the CPU's, so a resumed store is byte-identical to an uninterrupted one only on the same
+device). What changes the images by design is part of the identity: the dtype actually used
+(``auto`` resolves to float16 on CUDA, float32 on the CPU, so an ``auto`` store begun on a GPU is
+refused on the CPU: set the dtype to resume there), the weight variant, ``vae_tiling``, the embedded
+generator's resolved precision. Ray workers must resolve those as the plan did, else one line asks
+to set them explicitly.
 """
 
 from __future__ import annotations
@@ -23,8 +36,44 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..data.store import STORE_VERSION, StorePlan, check_output, finalize, open_store, prompts_digest, safe_class_names
+from ..device import device_record, is_cuda
 from ..errors import UserError
 from ..progress import progress, say
+
+
+# generator options that change where or how fast images are made, not which images: out of the identity
+EXECUTION_OPTIONS = ("device", "cpu_offload", "attention_slicing", "vae_slicing")
+
+
+def content_view(spec_or_config: dict) -> dict:
+    """``spec_or_config`` without :data:`EXECUTION_OPTIONS` (a spec's ``options`` emptied away), for the identity."""
+    out = {k: v for k, v in spec_or_config.items() if k not in EXECUTION_OPTIONS}
+    if "options" in out:
+        options = {k: v for k, v in (out["options"] or {}).items() if k not in EXECUTION_OPTIONS}
+        if options:
+            out["options"] = options
+        else:  # as specs were written before the device existed, so those stores still resume
+            del out["options"]
+    return out
+
+
+def filter_specs_for(names: Sequence[str], filter_options: dict, device: str) -> List[dict]:
+    """``[{"name", "options"}]``; a filter whose constructor takes ``device`` gets it."""
+    import inspect
+
+    from ..filters import create_filter
+
+    specs = []
+    for name in names:
+        options = dict(filter_options.get(name, {}))
+        try:
+            probe = create_filter(name, **options)  # constructing loads nothing (models load in prepare)
+        except TypeError as exc:
+            raise UserError(f"bad filter options {filter_options}: {exc}") from None
+        if "device" in inspect.signature(type(probe)).parameters and "device" not in options:
+            options["device"] = device
+        specs.append({"name": name, "options": options})
+    return specs
 
 
 def strength_for_shots(k: int) -> float:
@@ -49,6 +98,7 @@ class GenerateSummary:
     config_hash: str
     strength: Optional[float] = None
     filters: List[str] = field(default_factory=list)
+    where: str = "in-process on cpu"
 
     @property
     def images_per_second(self) -> float:
@@ -58,7 +108,7 @@ class GenerateSummary:
         out = [
             f"store: {self.out} (config {self.config_hash})",
             f"made {self.made:,} images this run ({self.total:,} in the store, {self.resumed_shards} shards resumed) "
-            f"in {self.seconds:.1f} s, {self.images_per_second:.1f} images/s",
+            f"in {self.seconds:.1f} s, {self.images_per_second:.1f} images/s ({self.where})",
             f"kept {self.kept:,} of {self.total:,} by filters: {', '.join(self.filters) or 'none'}",
         ]
         width = max((len(c) for c in self.per_class), default=5)
@@ -76,8 +126,11 @@ def classes_of(dataset: str) -> tuple:
 
 
 def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Optional[Sequence[str]] = None,
-               class_ids: Optional[Sequence[Optional[str]]] = None, data_options: Optional[dict] = None) -> tuple:
+               class_ids: Optional[Sequence[Optional[str]]] = None, data_options: Optional[dict] = None,
+               device: str = "cpu") -> tuple:
     """Build the :class:`StorePlan` of a ``GenerateConfig``; returns ``(plan, generator, filters)``.
+
+    ``device``: a resolved device (``"cpu"``, ``"cuda:0"``) the generator and filters run on.
 
     Raises a one-line :class:`UserError` for an unknown strategy / filter / generator, a bad
     option, or real guidance the dataset cannot give — before anything is written.
@@ -111,18 +164,16 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
         prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, class_ids=class_ids, **cfg.prompt_options)
     except TypeError as exc:  # an option the strategy does not take
         raise UserError(f"prompt strategy {strategy!r} does not take those options ({cfg.prompt_options}): {exc}") from None
-    gen_spec = {"name": cfg.generator, "weights": cfg.model}
-    if cfg.generator_options:
-        gen_spec["options"] = dict(cfg.generator_options)
+    if "device" in cfg.generator_options:
+        raise UserError("generate.generator_options.device: the device is one setting for every stage; "
+                        "set device: (or --device) instead")
+    gen_spec = {"name": cfg.generator, "weights": cfg.model, "options": {**cfg.generator_options, "device": device}}
     generator = build_generator(gen_spec)
     from ..models.small_clip import require_known_classes
 
     require_known_classes(f"the {cfg.generator} generator", getattr(generator, "known_classes", None), classes,
                           "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
-    filter_specs = []
-    for name in filter_names:
-        options = dict(cfg.filter_options.get(name, {}))
-        filter_specs.append({"name": name, "options": options})
+    filter_specs = filter_specs_for(filter_names, cfg.filter_options, device)
     try:
         filters = build_filters(filter_specs)
     except TypeError as exc:
@@ -152,6 +203,9 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
         real = {"images": init.contiguous(), "ids": list(few.ids), "k": cfg.shots, "strength": strength}
     elif cfg.strength is not None:
         raise UserError("strength is only for real-guided generation; add --shots K or drop --strength")
+    check = getattr(generator, "check_settings", None)
+    if check is not None:  # settings the backend cannot run fail here, before the store exists
+        check(int(cfg.steps), strength)
     settings = {"guidance": float(cfg.guidance), "steps": int(cfg.steps), "scheduler": cfg.scheduler, "batch_size": int(cfg.batch_size)}
     identity = {
         "store_version": STORE_VERSION,
@@ -162,7 +216,7 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
         "per_class": cfg.per_class,
         "seed": cfg.seed,
         "shard_size": cfg.shard_size,
-        "generator": {"spec": gen_spec, "config": getattr(generator, "config", {})},
+        "generator": {"spec": content_view(gen_spec), "config": content_view(getattr(generator, "config", {}))},
         "guidance": settings["guidance"],
         "steps": settings["steps"],
         "scheduler": settings["scheduler"],
@@ -182,12 +236,27 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
 
 
 def generate_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Optional[Sequence[str]] = None,
-                   num_cpus: Optional[int] = None, data_options: Optional[dict] = None) -> GenerateSummary:
-    """Make (or resume) the store of ``cfg`` (a ``GenerateConfig``) in ``out``; returns the summary."""
+                   num_cpus: Optional[int] = None, data_options: Optional[dict] = None,
+                   device: str = "cpu") -> GenerateSummary:
+    """Make (or resume) the store of ``cfg`` (a ``GenerateConfig``) in ``out``; returns the summary.
+
+    ``device``: the resolved device (:func:`synthclone.device.resolve_device`) of the generator and
+    filters; with ``cfg.ray`` each actor takes one GPU of the cluster when it is CUDA.
+    ``num_cpus`` sizes a local Ray (``--ray-cpus``).
+    """
     from ..prompts import Prompt, describe_prompts
     from . import run_shards
+    from .worker import release_generator
 
-    plan, _generator, filters = plan_store(cfg, out, dataset=dataset, classes=classes, data_options=data_options)
+    plan, generator, filters = plan_store(cfg, out, dataset=dataset, classes=classes, data_options=data_options,
+                                          device=device)
+    if cfg.ray:  # the actors load their own; the driver's copy would hold GPU memory they need
+        del generator
+        release_generator(plan.generator)
+        where = f"Ray {cfg.ray}, {'GPU' if is_cuda(device) else 'CPU'} actors"
+    else:
+        record = device_record(device)
+        where = f"in-process on {device}" + (f" ({record['gpu']})" if "gpu" in record else "")
     done = open_store(plan)
     shards = plan.shards()
     pending = [s for s in shards if not plan.is_done(s)]
@@ -196,7 +265,7 @@ def generate_store(cfg, out: str | Path, dataset: Optional[str] = None, classes:
     start = time.time()
     bar = progress(total=plan.total, initial=plan.total - sum(len(s) for s in pending), desc="generate", unit="img")
     try:
-        made = run_shards(plan, pending, ray=cfg.ray, num_cpus=num_cpus,
+        made = run_shards(plan, pending, ray=cfg.ray, num_cpus=num_cpus, workers=cfg.ray_workers,
                           on_done=lambda shard, n: bar.update(len(shard)))
     finally:
         bar.close()
@@ -211,5 +280,5 @@ def generate_store(cfg, out: str | Path, dataset: Optional[str] = None, classes:
         out=plan.root, total=plan.total, made=made, resumed_shards=done, kept=int(manifest["kept"].sum()),
         per_class=per_class, unique_prompts=describe_prompts(prompts, plan.classes), seconds=seconds,
         config_hash=plan.config_hash(), strength=None if plan.real is None else plan.real["strength"],
-        filters=[f["name"] for f in plan.filters],
+        filters=[f["name"] for f in plan.filters], where=where,
     )

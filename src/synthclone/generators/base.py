@@ -1,4 +1,11 @@
-"""What every text-to-image backend returns, and the checks every backend applies to a request."""
+"""What every text-to-image backend returns, and the checks every backend applies to a request.
+
+The generator contract: ``gen(prompts, seeds, guidance, steps, scheduler, init_images, strength,
+batch_size) -> GeneratorOutput``, ``gen.name``, ``gen.config`` (what it is: weights, dtype, device,
+options). Optional: ``gen.image_shape`` (C, H, W) and ``gen.check_settings(steps, strength)``, which
+:func:`synthclone.distributed.generation.plan_store` calls before anything is written so that
+settings the backend cannot run fail in one line up front, not in the first shard.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +24,13 @@ class GeneratorOutput:
     Attributes:
         images: uint8 (N, C, H, W), values in [0, 255]; row ``i`` belongs to ``prompts[i]`` / ``seeds[i]``.
         settings: the settings actually used (generator, guidance, steps, scheduler, strength, ...).
+        nsfw: bool (N,), the backend's safety checker flagged image ``i`` (diffusers pipelines with a
+            checker black such images out); None when no checker ran.
     """
 
     images: torch.Tensor
     settings: dict = field(default_factory=dict)
+    nsfw: Optional[torch.Tensor] = None
 
 
 def check_request(prompts: Sequence[str], seeds: Sequence[int], guidance: float, steps: int,
