@@ -61,6 +61,9 @@ def add_arguments(parser) -> None:
     add("--ray-workers", type=int, metavar="N",
         help="Ray actors, each loading the generator once (default: the cluster's GPUs on CUDA, its CPUs otherwise)")
     add("--threads", type=int, help="torch CPU threads of this process (default: torch's choice; 1 helps on a busy machine)")
+    from ..device import add_device_argument
+
+    add_device_argument(parser)
 
 
 def _kv(text: str, what: str) -> tuple[str, Any]:
@@ -134,6 +137,9 @@ def resolve(args) -> tuple:
 def run(args) -> int:
     from ..distributed.generation import generate_store
 
+    from ..device import resolve_device
+
+    device = resolve_device(args.device)  # CUDA on a machine without it fails before anything is written
     cfg, dataset = resolve(args)
     if args.threads is not None:
         if args.threads < 1:
@@ -144,7 +150,7 @@ def run(args) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     if args.classes is not None and not classes:
         raise UserError("--classes is empty; give comma-separated class names")
-    summary = generate_store(cfg, args.out, dataset=dataset, classes=classes, num_cpus=args.ray_cpus)
+    summary = generate_store(cfg, args.out, dataset=dataset, classes=classes, num_cpus=args.ray_cpus, device=device)
     for line in summary.lines():
         print(line)
     return 0
