@@ -33,6 +33,8 @@ BENCHMARKS = {
     "quickstart": ("bench_quickstart.py", [], ["--quick", "--out", "/tmp/synthclone-bench/quickstart-quick"]),
     # owned by the generator / distributed authors; run as they ship them
     "generator": ("bench_generator.py", [], ["--steps", "10", "--repeats", "1"]),
+    "ddp": ("bench_ddp.py", [], ["--images", "600", "--epochs", "1", "--seeds", "0"]),
+    "gpu-check": ("gpu_check.py", [], []),  # says so and exits 0 without CUDA
     "ray": ("bench_ray_generation.py", ["--per-class", "60", "--shard-size", "100", "--threads", "1", "--repeats", "3"],
             ["--per-class", "4", "--modes", "1,2"]),
 }

@@ -88,3 +88,15 @@ def test_training_records_its_device(tmp_path):
                 precision="fp32")
     hw = json.loads((tmp_path / "m" / "meta.json").read_text())["training"]["hardware"]
     assert hw["device"] == resolve_device("auto") and hw["processes"] == 1 and hw["precision"] == "fp32"
+
+
+def test_ray_train_asks_for_gpus_only_where_the_device_and_the_cluster_say_so():
+    from synthclone.training.launch import _ray_use_gpu
+
+    assert _ray_use_gpu("cpu", 8) is False
+    assert _ray_use_gpu("auto", 0) is False and _ray_use_gpu("auto", 2) is True
+    assert _ray_use_gpu("cuda", 4) is True
+    with pytest.raises(UserError, match="Ray cluster has none"):
+        _ray_use_gpu("cuda", 0)
+    with pytest.raises(UserError, match="use device: cuda"):
+        _ray_use_gpu("cuda:1", 4)

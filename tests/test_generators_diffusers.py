@@ -15,43 +15,11 @@ diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
 
-def _tiny_tokenizer(folder):
-    """A CLIP BPE tokenizer with a letters-only vocabulary and a few merges, written to ``folder``."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = {"<|startoftext|>": 0, "!": 1, "<|endoftext|>": 2}
-    for ch in letters:
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    merges = ["a t</w>", "o f</w>", "p h", "ph o", "pho t", "phot o</w>"]
-    for m in merges:
-        vocab.setdefault(m.replace(" ", ""), len(vocab))
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
-
-
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-sd")
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=2)
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=[4, 8], in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=2)
-    text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-        bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=64, layer_norm_eps=1e-5,
-        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000))
-    (root / "tok").mkdir()
-    pipe = diffusers.StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=_tiny_tokenizer(root / "tok"),
-        scheduler=diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                          clip_sample=False, set_alpha_to_one=False),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(root / "pipe")
-    return root / "pipe"
+    from synthclone.generators.tiny import tiny_diffusers_pipeline
+
+    return tiny_diffusers_pipeline(tmp_path_factory.mktemp("tiny-sd"))
 
 
 def test_loads_by_path_and_generates(tiny_pipeline):

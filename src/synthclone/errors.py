@@ -15,11 +15,15 @@ class MissingExtraError(UserError):
     """An optional dependency (an extra) is not installed."""
 
     def __init__(self, package: str, extra: str, what: str = ""):
+        self.package, self.extra, self.what = package, extra, what
         what = f" for {what}" if what else ""
         super().__init__(
             f"{package} is needed{what} but not installed; install it with: "
             f"pip install 'synthclone[{extra}]'"
         )
+
+    def __reduce__(self):  # rebuilt from its own fields (it comes back pickled from Ray workers)
+        return (type(self), (self.package, self.extra, self.what))
 
 
 class NotLandedError(UserError):
