@@ -31,7 +31,7 @@ def test_bootstrap_paired_difference():
     flipped = stats.bootstrap_interval(lambda idx: b[idx].mean() - a[idx].mean(), len(a), n_boot=300)
     assert stats.verdict_greater(flipped) == stats.CONTRADICTED
     same = stats.bootstrap_interval(lambda idx: a[idx].mean() - a[idx].mean(), len(a), n_boot=50)
-    assert stats.verdict_equivalent(same, 0.01) == stats.SUPPORTED
+    assert stats.verdict_noninferior(same, 0.01) == stats.SUPPORTED
 
 
 def test_verdicts():
@@ -39,9 +39,14 @@ def test_verdicts():
     assert stats.verdict_greater(I(0.1, 0.05, 0.15, 3, "t")) == stats.SUPPORTED
     assert stats.verdict_greater(I(0.0, -0.05, 0.05, 3, "t")) == stats.INCONCLUSIVE
     assert stats.verdict_greater(I(-0.1, -0.15, -0.05, 3, "t")) == stats.CONTRADICTED
-    assert stats.verdict_equivalent(I(0.0, -0.01, 0.01, 3, "t"), 0.02) == stats.SUPPORTED
-    assert stats.verdict_equivalent(I(0.1, 0.05, 0.15, 3, "t"), 0.02) == stats.CONTRADICTED
-    assert stats.verdict_equivalent(I(0.01, -0.01, 0.05, 3, "t"), 0.02) == stats.INCONCLUSIVE
+    # "A - B > margin" is contradicted once the whole interval is below the margin (not only below 0)
+    assert stats.verdict_greater(I(0.05, 0.02, 0.08, 3, "t"), margin=0.1) == stats.CONTRADICTED
+    # "A matches or beats B" (non-inferiority, margin 0.02): a clearly better A is supported, not contradicted
+    assert stats.verdict_noninferior(I(0.0, -0.01, 0.01, 3, "t"), 0.02) == stats.SUPPORTED
+    assert stats.verdict_noninferior(I(0.1, 0.05, 0.15, 3, "t"), 0.02) == stats.SUPPORTED
+    assert stats.verdict_noninferior(I(-0.01, -0.05, 0.01, 3, "t"), 0.02) == stats.INCONCLUSIVE
+    assert stats.verdict_noninferior(I(-0.1, -0.15, -0.05, 3, "t"), 0.02) == stats.CONTRADICTED
+    assert stats.verdict_noninferior(I(-0.1, -0.15, -0.05, 3, "t"), 0.02, higher_is_better=False) == stats.SUPPORTED
 
 
 def test_html_is_self_contained_and_escaped(tmp_path):

@@ -58,7 +58,7 @@ def test_clear_gap_is_supported_and_reverse_contradicted():
     assert found["adversarial"].verdict == "supported"  # real keeps ~65% of its accuracy under PGD, synthetic ~9%
     assert found["corruptions"].verdict == "supported"
     assert found["mixing-corruptions"].verdict == "supported"
-    assert found["shape-match"].verdict in ("supported", "inconclusive")  # 0.50 vs 0.52 within ±0.05 (noisy)
+    assert found["shape-match"].verdict in ("supported", "inconclusive")  # 0.52 vs 0.50: not 0.05 worse (noisy)
     assert found["few-shot"].verdict == "not run" and "few-shot-guided" in found["few-shot"].note
     assert found["prompt-robustness"].verdict == "not run"
 

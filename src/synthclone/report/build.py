@@ -16,7 +16,7 @@ import pandas as pd
 from . import plots
 from .document import Document, Figure, Heading, Paragraph, Table, write
 from .findings import COLUMNS as FINDING_COLUMNS
-from .findings import evaluate_claims
+from .findings import Finding, evaluate_claims
 from .grids import make_grid, save_png, set_grid
 
 MAIN_COLUMNS = [
@@ -27,17 +27,23 @@ MAIN_COLUMNS = [
 
 
 def _attack_value(metrics: Dict[str, Any], attack: str, eps_key: Optional[str]) -> Optional[float]:
-    keys = [k for k in metrics if k.startswith(f"{attack}_acc@")]
-    if not keys:
-        return None
-    key = f"{attack}_acc@{eps_key}" if eps_key and f"{attack}_acc@{eps_key}" in metrics else sorted(keys)[len(keys) // 2]
-    return metrics[key]
+    """The ``attack``'s accuracy at ``eps_key``, else at the middle of this model's own sweep (by value)."""
+    key = f"{attack}_acc@{eps_key}"
+    if eps_key and key in metrics:
+        return metrics[key]
+    own = _middle_eps([k.split("@", 1)[1] for k in metrics if k.startswith(f"{attack}_acc@")])
+    return None if own is None else metrics[f"{attack}_acc@{own}"]
 
 
-def _eps_key(summary: Dict[str, Dict]) -> Optional[str]:
-    keys = sorted({k.split("@", 1)[1] for m in summary.values() for k in m if k.startswith("pgd_linf_acc@")},
-                  key=lambda e: eval_fraction(e))
+def _middle_eps(labels: Sequence[str]) -> Optional[str]:
+    """The middle of the epsilon labels ordered by value (``2/255 < 8/255 < 16/255``), not as strings."""
+    keys = sorted(set(labels), key=eval_fraction)
     return keys[len(keys) // 2] if keys else None
+
+
+def _eps_key(summary: Dict[str, Dict], attack: str = "pgd_linf") -> Optional[str]:
+    """The epsilon of the ``attack`` column: the middle of the run's sweep by value."""
+    return _middle_eps([k.split("@", 1)[1] for m in summary.values() for k in m if k.startswith(f"{attack}_acc@")])
 
 
 def eval_fraction(text: str) -> float:
@@ -48,15 +54,40 @@ def eval_fraction(text: str) -> float:
     return float(text)
 
 
+def findings_records(findings: Sequence[Finding]) -> List[Dict[str, Any]]:
+    """``findings.json``: one record per claim with its p-value, raw verdict and Holm verdict."""
+    return [f.record() for f in findings]
+
+
+def findings_section(findings: Sequence[Finding], confidence: float) -> List[Any]:
+    """The findings table and the paragraph that says how to read it (nothing when no claims ran)."""
+    if not findings:
+        return []
+    tested = sum(f.p_value is not None for f in findings)
+    alpha = 1 - confidence
+    text = (
+        "Each claim of the two papers, tested on this run. A − B is the difference of the metric between the "
+        "groups; the interval is a paired bootstrap over test samples with one seed, a Student-t interval over seeds "
+        f"with several ({confidence:.0%} two-sided). 'greater' claims are supported when the whole interval is on the "
+        "claimed side; 'matches or beats' claims are non-inferiority tests: supported when the bound on the metric's "
+        "bad side clears the margin (a clearly better clone is supported), contradicted when the whole interval is "
+        "worse than the margin. p is the two-sided p-value of A − B at that boundary (p < "
+        f"{alpha:.2g} exactly when the interval excludes it). {tested} claims were tested; the Holm column applies "
+        f"Holm's step-down to their p-values, which keeps the family-wise error rate across them at most {alpha:.2g}.")
+    return [Paragraph(text, css="note"),
+            Table(FINDING_COLUMNS, [f.row() for f in findings], caption="The papers' findings, checked",
+                  css_cells=[f.css() for f in findings])]
+
+
 def main_table(summary: Dict[str, Dict], tags: pd.DataFrame) -> Table:
-    eps = _eps_key(summary)
-    cols = ["model", "arm"] + [label + (f" @{eps}" if key in ("fgsm", "pgd_linf") and eps else "") for key, label in MAIN_COLUMNS]
+    eps = {attack: _eps_key(summary, attack) for attack in ("fgsm", "pgd_linf")}
+    cols = ["model", "arm"] + [label + (f" @{eps[key]}" if eps.get(key) else "") for key, label in MAIN_COLUMNS]
     rows = []
     for _, t in tags.iterrows():
         m = summary.get(t["model"], {})
         row: List[Any] = [t["model"], t["arm"]]
         for key, _ in MAIN_COLUMNS:
-            value = _attack_value(m, key, eps) if key in ("fgsm", "pgd_linf") else m.get(key)
+            value = _attack_value(m, key, eps[key]) if key in eps else m.get(key)
             row.append(None if value is None else round(float(value), 4))
         rows.append(row)
     return Table(cols, rows, caption="Every model of the run (fractions; lower is better for ECE, mCE, BG-gap, FPR95)")
@@ -141,12 +172,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     baseline = real.iloc[0] if len(real) else None
     summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-    findings = evaluate_claims(rows, tags, cfg.report.confidence) if len(rows) else []
-    (folder / "findings.json").write_text(json.dumps(
-        [{"claim": f.claim.key, "text": f.claim.text, "paper": f.claim.paper, "metric": f.claim.metric,
-          "verdict": f.verdict, "a_value": f.a_value, "b_value": f.b_value,
-          "estimate": None if f.estimate is None else f.estimate.__dict__, "a": f.a_models, "b": f.b_models, "note": f.note}
-         for f in findings], indent=2, default=str))
+    findings = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins) if len(rows) else []
+    (folder / "findings.json").write_text(json.dumps(findings_records(findings), indent=2, default=str))
 
     doc = Document(f"synthclone report: {cfg.name}")
     seeds = sorted(tags["seed"].unique().tolist()) if len(tags) else []
@@ -158,14 +185,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         + (f" Benchmarked on {', '.join(sorted(devices))}." if devices else "")))
 
     doc.add(Heading("Findings"))
-    if findings:
-        doc.add(Paragraph(
-            "Each claim of the two papers, tested on this run. A − B is the difference of the metric between the "
-            "groups; the interval is a paired bootstrap over test samples with one seed, a Student-t interval over seeds "
-            "with several. 'supported' needs the whole interval on the claimed side (or inside the margin for 'matches').",
-            css="note"))
-        doc.add(Table(FINDING_COLUMNS, [f.row() for f in findings], caption="The papers' findings, checked",
-                      css_cells=[["", "", "", "", "", "", "", f.verdict.replace(" ", "-"), ""] for f in findings]))
+    for block in findings_section(findings, cfg.report.confidence):
+        doc.add(block)
 
     doc.add(Heading("Models"))
     if len(tags):

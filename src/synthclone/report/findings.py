@@ -3,15 +3,24 @@
 A claim compares two groups of models on one metric. Per seed, a group's value is the mean over
 its models; the claim's estimate is the difference A - B. With two or more seeds the interval is a
 Student-t interval over the per-seed differences; with one seed it is a paired bootstrap over test
-samples (every model re-evaluated on the same resampled sample ids). Verdicts:
+samples (every model re-evaluated on the same resampled sample ids). Verdicts read that two-sided
+interval against one boundary θ0 (see :mod:`.stats`):
 
-* ``greater`` claims: supported when the interval lies above 0, contradicted when below 0;
-* ``equivalent`` claims ("matches"): supported when the interval lies inside ±margin,
-  contradicted when it lies wholly outside it;
+* ``greater`` claims ("A - B > margin"): θ0 = margin; supported when the interval lies above it,
+  contradicted when it lies below it;
+* ``noninferior`` / ``best-noninferior`` claims ("A matches or beats B"): a one-sided
+  non-inferiority test oriented by :attr:`Metric.higher_is_better`; θ0 = -margin (or +margin when
+  lower is better); supported when the interval clears θ0 on the good side (a clearly better A is
+  supported), contradicted when the whole interval lies beyond θ0 on the bad side (A is worse than B
+  by more than the margin);
 * otherwise inconclusive. A claim whose arms were not run says so.
 
-Selecting "the synthetic clone closest to real" or "the two most different prompt strategies" before
-testing favours the claim; the finding says when it did that.
+Each tested claim has the two-sided p-value of "A - B = θ0" (p < 1 - confidence exactly when the
+interval excludes θ0); :func:`adjust_holm` applies Holm's step-down across the claims of one report
+and gives ``verdict_holm`` beside the raw ``verdict``.
+
+Selecting "the synthetic clone that does best" or "the two most different prompt strategies" on the
+test rows before testing favours the claim; the finding says when it did that.
 """
 
 from __future__ import annotations
@@ -54,10 +63,10 @@ def _ece_table(rows: pd.DataFrame) -> pd.DataFrame:
     return p.set_index("sample_id")[["confidence", "correct"]].astype(float)
 
 
-def _ece_reduce(v: np.ndarray, n_bins: int = 15) -> float:
+def _ece_reducer(n_bins: int) -> Callable[[np.ndarray], float]:
     from ..robustness.metrics import ece
 
-    return float(ece(v[:, 0], v[:, 1], n_bins))
+    return lambda v: float(ece(v[:, 0], v[:, 1], n_bins))
 
 
 def _shape_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -94,23 +103,34 @@ class Metric:
     higher_is_better: bool = True
 
 
-METRICS: Dict[str, Metric] = {
-    "clean_acc": Metric("clean_acc", "clean accuracy", _clean, lambda v: float(v[:, 0].mean())),
-    "corruption_acc": Metric("corruption_acc", "accuracy under corruptions",
-                             lambda r: _mean_correct(r, "corruptions", name="corr"), lambda v: float(v[:, 0].mean())),
-    "corruption_retained": Metric("corruption_retained", "corruption accuracy / clean accuracy",
-                                  lambda r: _joined(_clean(r), _mean_correct(r, "corruptions", name="corr")),
-                                  lambda v: float(v[:, 1].mean() / max(v[:, 0].mean(), 1e-12))),
-    "pgd_acc": Metric("pgd_acc", "PGD (L-inf) robust accuracy, mean over the epsilon sweep",
-                      lambda r: _mean_correct(r, "adversarial", "pgd_linf", name="pgd"), lambda v: float(v[:, 0].mean())),
-    "pgd_retained": Metric("pgd_retained", "PGD robust accuracy / clean accuracy",
-                           lambda r: _joined(_clean(r), _mean_correct(r, "adversarial", "pgd_linf", name="pgd")),
-                           lambda v: float(v[:, 1].mean() / max(v[:, 0].mean(), 1e-12))),
-    "ece": Metric("ece", "expected calibration error (15 bins)", _ece_table, _ece_reduce, higher_is_better=False),
-    "shape_bias": Metric("shape_bias", "shape bias", _shape_table, _shape_reduce),
-    "bg_gap": Metric("bg_gap", "BG-gap (mixed_same - mixed_rand)", _bg_table,
-                     lambda v: float(np.nanmean(v[:, 0]) - np.nanmean(v[:, 1])), higher_is_better=False),
-}
+def _ratio(num: float, den: float) -> float:
+    """``num / den``; undefined (nan) when ``den <= 0`` (a model with no clean accuracy keeps no share of it)."""
+    return float(num / den) if den > 0 else float("nan")
+
+
+def make_metrics(ece_bins: int = 15) -> Dict[str, Metric]:
+    """The findings' metrics; ``ece_bins`` is the configured calibration bin count (``bench.ece_bins``)."""
+    return {
+        "clean_acc": Metric("clean_acc", "clean accuracy", _clean, lambda v: float(v[:, 0].mean())),
+        "corruption_acc": Metric("corruption_acc", "accuracy under corruptions",
+                                 lambda r: _mean_correct(r, "corruptions", name="corr"), lambda v: float(v[:, 0].mean())),
+        "corruption_retained": Metric("corruption_retained", "corruption accuracy / clean accuracy",
+                                      lambda r: _joined(_clean(r), _mean_correct(r, "corruptions", name="corr")),
+                                      lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean())),
+        "pgd_acc": Metric("pgd_acc", "PGD (L-inf) robust accuracy, mean over the epsilon sweep",
+                          lambda r: _mean_correct(r, "adversarial", "pgd_linf", name="pgd"), lambda v: float(v[:, 0].mean())),
+        "pgd_retained": Metric("pgd_retained", "PGD robust accuracy / clean accuracy",
+                               lambda r: _joined(_clean(r), _mean_correct(r, "adversarial", "pgd_linf", name="pgd")),
+                               lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean())),
+        "ece": Metric("ece", f"expected calibration error ({ece_bins} bins)", _ece_table, _ece_reducer(ece_bins),
+                      higher_is_better=False),
+        "shape_bias": Metric("shape_bias", "shape bias", _shape_table, _shape_reduce),
+        "bg_gap": Metric("bg_gap", "BG-gap (mixed_same - mixed_rand)", _bg_table,
+                         lambda v: float(np.nanmean(v[:, 0]) - np.nanmean(v[:, 1])), higher_is_better=False),
+    }
+
+
+METRICS: Dict[str, Metric] = make_metrics()
 
 
 # ------------------------------------------------------------------------------------------ claims
@@ -124,8 +144,14 @@ class Claim:
     metric: str
     a: Dict[str, str]                 # selector of group A: {"arm": ..., "strategy": ...}
     b: Dict[str, str]
-    kind: str = "greater"             # greater | equivalent | closest-equivalent | spread
+    kind: str = "greater"             # greater | noninferior | best-noninferior | spread
     margin: float = 0.0
+
+    def null(self, metric: Metric) -> float:
+        """The boundary θ0 the verdict and the p-value read A - B against."""
+        if self.kind in ("noninferior", "best-noninferior"):
+            return stats.noninferiority_null(self.margin, metric.higher_is_better)
+        return self.margin
 
 
 HE = "He et al., ICLR 2023"
@@ -138,12 +164,12 @@ CLAIMS: List[Claim] = [
           SINGH, "pgd_retained", {"arm": "real"}, {"arm": "synthetic"}),
     Claim("corruptions", "Synthetic clones are much more vulnerable to common corruptions (less accuracy survives).",
           SINGH, "corruption_retained", {"arm": "real"}, {"arm": "synthetic"}),
-    Claim("shape-match", "Some synthetic clone matches the real model on shape bias (within ±0.05).", SINGH, "shape_bias",
-          {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.05),
-    Claim("background-match", "Some synthetic clone matches the real model on background bias (BG-gap within ±0.05).",
-          SINGH, "bg_gap", {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.05),
-    Claim("calibration-match", "Some synthetic clone matches the real model on calibration (ECE within ±0.02).", SINGH,
-          "ece", {"arm": "synthetic"}, {"arm": "real"}, "closest-equivalent", 0.02),
+    Claim("shape-match", "Some synthetic clone matches or beats the real model on shape bias (at most 0.05 lower).",
+          SINGH, "shape_bias", {"arm": "synthetic"}, {"arm": "real"}, "best-noninferior", 0.05),
+    Claim("background-match", "Some synthetic clone matches or beats the real model on background bias (BG-gap at most "
+          "0.05 higher).", SINGH, "bg_gap", {"arm": "synthetic"}, {"arm": "real"}, "best-noninferior", 0.05),
+    Claim("calibration-match", "Some synthetic clone matches or beats the real model on calibration (ECE at most 0.02 "
+          "higher).", SINGH, "ece", {"arm": "synthetic"}, {"arm": "real"}, "best-noninferior", 0.02),
     Claim("mixing-corruptions", "Mixing real and synthetic data improves corruption robustness over synthetic alone.",
           SINGH, "corruption_acc", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}),
     Claim("mixing-adversarial", "Mixing real and synthetic data improves adversarial robustness over synthetic alone.",
@@ -173,22 +199,47 @@ class Finding:
     a_models: List[str] = field(default_factory=list)
     b_models: List[str] = field(default_factory=list)
     note: str = ""
+    p_value: Optional[float] = None   # two-sided p of "A - B = θ0"; None when not run
+    p_holm: Optional[float] = None    # Holm-adjusted across the report's tested claims
+    verdict_holm: str = ""
+    metric_label: str = ""
 
     def row(self) -> List[str]:
         return [
             self.claim.text,
-            f"{METRICS[self.claim.metric].label}",
+            self.metric_label or METRICS[self.claim.metric].label,
             ", ".join(self.a_models) or "–",
             ", ".join(self.b_models) or "–",
             "–" if self.a_value is None else f"{self.a_value:.3f}",
             "–" if self.b_value is None else f"{self.b_value:.3f}",
             stats.format_ci(self.estimate, 3) if self.estimate else "–",
+            "–" if self.p_value is None else _format_p(self.p_value),
             self.verdict,
+            self.verdict_holm or self.verdict,
             self.note,
         ]
 
+    def css(self) -> List[str]:
+        """Per-cell classes for :meth:`row` (the two verdict cells coloured by verdict)."""
+        out = [""] * len(COLUMNS)
+        out[COLUMNS.index("verdict")] = self.verdict.replace(" ", "-")
+        out[COLUMNS.index("verdict (Holm)")] = (self.verdict_holm or self.verdict).replace(" ", "-")
+        return out
 
-COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "verdict", "how"]
+    def record(self) -> Dict[str, object]:
+        """The finding for ``findings.json``."""
+        return {"claim": self.claim.key, "text": self.claim.text, "paper": self.claim.paper, "metric": self.claim.metric,
+                "kind": self.claim.kind, "margin": self.claim.margin, "p_value": self.p_value, "p_holm": self.p_holm,
+                "verdict": self.verdict, "verdict_holm": self.verdict_holm, "a_value": self.a_value, "b_value": self.b_value,
+                "estimate": None if self.estimate is None else self.estimate.as_dict(), "a": self.a_models,
+                "b": self.b_models, "note": self.note}
+
+
+def _format_p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "p", "verdict", "verdict (Holm)", "how"]
 
 
 def _select(models: pd.DataFrame, sel: Dict[str, str], other: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -205,7 +256,9 @@ def _select(models: pd.DataFrame, sel: Dict[str, str], other: Optional[pd.DataFr
 class Evaluator:
     """Evaluates claims over the run's rows (all models) and their tags."""
 
-    def __init__(self, rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500, seed: int = 0):
+    def __init__(self, rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500, seed: int = 0,
+                 ece_bins: int = 15):
+        self.metrics = make_metrics(ece_bins)
         self.rows = rows
         self.tags = tags  # columns: model, arm, seed, strategy
         self.confidence = confidence
@@ -216,16 +269,16 @@ class Evaluator:
     def table(self, model: str, metric: str) -> pd.DataFrame:
         key = (model, metric)
         if key not in self._tables:
-            self._tables[key] = METRICS[metric].table(self.rows[self.rows["model"] == model])
+            self._tables[key] = self.metrics[metric].table(self.rows[self.rows["model"] == model])
         return self._tables[key]
 
     def value(self, model: str, metric: str) -> float:
         t = self.table(model, metric)
-        return METRICS[metric].reduce(t.to_numpy(dtype=float)) if len(t) else float("nan")
+        return self.metrics[metric].reduce(t.to_numpy(dtype=float)) if len(t) else float("nan")
 
     def _group_diff(self, metric: str, a: Sequence[str], b: Sequence[str]) -> stats.Interval:
         """Interval of mean(A) - mean(B) for models of one seed, by paired bootstrap over samples."""
-        m = METRICS[metric]
+        m = self.metrics[metric]
         tables = {x: self.table(x, metric) for x in list(a) + list(b)}
         common = None
         for t in tables.values():
@@ -267,6 +320,14 @@ class Evaluator:
         return self._group_diff(metric, am, bm), va[0], vb[0]
 
     def evaluate(self, claim: Claim) -> Finding:
+        finding = self._evaluate(claim)
+        finding.metric_label = self.metrics[claim.metric].label
+        if finding.estimate is not None and finding.verdict != "not run":
+            finding.p_value, _ = stats.p_value(finding.estimate, claim.null(self.metrics[claim.metric]))
+        return finding
+
+    def _evaluate(self, claim: Claim) -> Finding:
+        metric = self.metrics[claim.metric]
         a = _select(self.tags, claim.a)
         b = _select(self.tags, claim.b)
         if claim.kind == "spread":
@@ -276,26 +337,26 @@ class Evaluator:
             detail = f" with strategy {claim.a.get('strategy') or claim.b.get('strategy')}" if (claim.a.get("strategy") or claim.b.get("strategy")) else ""
             return Finding(claim, "not run", note=f"the run has no '{missing}' models{detail}; add the arm to study.arms")
         note = ""
-        if claim.kind == "closest-equivalent":  # "some synthetic clone": the one closest to B
+        if claim.kind == "best-noninferior":  # "some synthetic clone": the one doing best on the metric
             groups = list(a.groupby("strategy", dropna=False))
-            ref = float(np.mean([self.value(m, claim.metric) for m in b["model"]]))
+            sign = 1.0 if metric.higher_is_better else -1.0
 
-            def distance(group: pd.DataFrame) -> float:
-                d = abs(float(np.mean([self.value(m, claim.metric) for m in group["model"]])) - ref)
-                return d if np.isfinite(d) else np.inf
+            def goodness(group: pd.DataFrame) -> float:
+                v = sign * float(np.mean([self.value(m, claim.metric) for m in group["model"]]))
+                return v if np.isfinite(v) else -np.inf
 
-            best = min(groups, key=lambda g: distance(g[1]))
-            a = best[1]
-            note = f"closest of {len(groups)} synthetic clone(s) chosen before testing; "
+            a = max(groups, key=lambda g: goodness(g[1]))[1]
+            note = f"best of {len(groups)} synthetic clone(s), chosen on the test rows before testing; "
         ci, va, vb = self.compare(claim.metric, a, b)
         if not np.isfinite(ci.estimate):
-            return Finding(claim, "not run", note=f"the probe behind '{claim.metric}' produced no rows for these models",
+            return Finding(claim, "not run", note=f"'{claim.metric}' is undefined for these models: its probe produced no "
+                           "rows, or a denominator is zero (e.g. clean accuracy 0)",
                            a_models=list(a["model"]), b_models=list(b["model"]))
-        if claim.kind in ("equivalent", "closest-equivalent"):
-            verdict = stats.verdict_equivalent(ci, claim.margin)
-            note += f"equivalence margin ±{claim.margin}; "
+        if claim.kind in ("noninferior", "best-noninferior"):
+            verdict = stats.verdict_noninferior(ci, claim.margin, metric.higher_is_better)
+            note += (f"non-inferiority margin {claim.margin} ({'higher' if metric.higher_is_better else 'lower'} is better); ")
         else:
-            verdict = stats.verdict_greater(ci)
+            verdict = stats.verdict_greater(ci, claim.margin)
         note += ci.method
         return Finding(claim, verdict, ci, va, vb, list(a["model"]), list(b["model"]), note)
 
@@ -315,7 +376,24 @@ class Evaluator:
                        f"most vs least robust of {len(strategies)} strategies, chosen before testing; {ci.method}")
 
 
-def evaluate_claims(rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500) -> List[Finding]:
-    """Every claim in :data:`CLAIMS`, tested on ``rows`` (probe rows of all models) and ``tags``."""
-    ev = Evaluator(rows, tags, confidence, n_boot)
-    return [ev.evaluate(c) for c in CLAIMS]
+def adjust_holm(findings: Sequence[Finding], alpha: float = 0.05) -> List[Finding]:
+    """Holm's step-down across the findings that have a p-value (the family: this report's tested
+    claims). ``verdict_holm`` keeps the raw verdict where the adjusted p is below ``alpha``, else reads
+    inconclusive; untested claims keep their raw verdict ("not run")."""
+    tested = [f for f in findings if f.p_value is not None]
+    adjusted, reject = stats.holm([f.p_value for f in tested], alpha)
+    for f in findings:
+        f.p_holm, f.verdict_holm = None, f.verdict
+    for f, q, r in zip(tested, adjusted, reject):
+        f.p_holm = q
+        f.verdict_holm = f.verdict if r and f.verdict in (stats.SUPPORTED, stats.CONTRADICTED) else stats.INCONCLUSIVE
+    return list(findings)
+
+
+def evaluate_claims(rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500,
+                    ece_bins: int = 15) -> List[Finding]:
+    """Every claim in :data:`CLAIMS`, tested on ``rows`` (probe rows of all models) and ``tags``, with
+    raw verdicts and Holm-adjusted ones at family-wise level ``1 - confidence``. ``ece_bins``: the
+    configured calibration bins (``bench.ece_bins``)."""
+    ev = Evaluator(rows, tags, confidence, n_boot, ece_bins=ece_bins)
+    return adjust_holm([ev.evaluate(c) for c in CLAIMS], alpha=1 - confidence)

@@ -1,15 +1,29 @@
-"""Confidence intervals and verdicts for the report's findings.
+"""Confidence intervals, p-values, verdicts and the Holm adjustment for the report's findings.
 
 A finding compares two groups of models on one metric. With several seeds the interval is a
 Student-t interval over the per-seed paired differences; with one seed it is a paired bootstrap over
 the test samples (the same resampled sample ids for both groups), which is all one seed can say.
+
+Every verdict reads the two-sided ``confidence`` interval against one null value ``θ0`` (0 or a
+margin): supported when the interval lies wholly on the claimed side of ``θ0``, contradicted when it
+lies wholly on the other side, otherwise inconclusive. Its p-value is the two-sided p of
+"difference = θ0", derived from the same numbers so that ``p < 1 - confidence`` exactly when the
+interval excludes ``θ0``:
+
+* bootstrap: twice the share of draws on the far side of ``θ0`` (the empirical CDF interpolated the
+  way ``np.quantile`` interpolates, so the percentile interval and the p-value agree to the draw);
+* Student t: ``2 * P(T_{n-1} > |mean - θ0| / sem)``;
+* an interval given only by its bounds: the normal approximation with ``se = half width / z``.
+
+:func:`holm` adjusts the p-values of one report's claims (Holm's step-down), which keeps the
+family-wise error rate of the decisive verdicts at most ``1 - confidence``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,6 +40,13 @@ class Interval:
     n: int
     method: str
     confidence: float = 0.95
+    sem: Optional[float] = None                 # Student t: standard error of the mean and its
+    df: Optional[int] = None                    # degrees of freedom
+    draws: Optional[np.ndarray] = field(default=None, repr=False)  # bootstrap: the finite draws, sorted
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The interval for JSON (without the bootstrap draws)."""
+        return {k: v for k, v in self.__dict__.items() if k != "draws"}
 
     def __str__(self) -> str:
         half = (self.high - self.low) / 2
@@ -46,7 +67,7 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
         return Interval(mean, -math.inf, math.inf, 1, "t")
     sem = float(d.std(ddof=1) / math.sqrt(n))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sem)
-    return Interval(mean, mean - half, mean + half, n, f"t over {n} seeds", confidence)
+    return Interval(mean, mean - half, mean + half, n, f"t over {n} seeds", confidence, sem=sem, df=n - 1)
 
 
 def bootstrap_interval(
@@ -64,32 +85,98 @@ def bootstrap_interval(
     rng = np.random.default_rng(seed)
     estimate = float(statistic(np.arange(n_units)))
     draws = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)], dtype=float)
-    draws = draws[np.isfinite(draws)]
+    draws = np.sort(draws[np.isfinite(draws)])
     if len(draws) == 0:
         return Interval(estimate, math.nan, math.nan, n_units, "bootstrap")
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
-    return Interval(estimate, float(low), float(high), n_units, f"paired bootstrap over {n_units} samples", confidence)
+    return Interval(estimate, float(low), float(high), n_units, f"paired bootstrap over {n_units} samples", confidence,
+                    draws=draws)
+
+
+def _quantile_level(x: np.ndarray, null: float) -> float:
+    """The level ``q`` at which ``np.quantile(x, q)`` (linear) reaches ``null``: ``quantile(x, a) > null``
+    exactly when ``a > q``. ``x`` sorted, finite."""
+    n = len(x)
+    j = int(np.searchsorted(x, null, side="right")) - 1  # last draw <= null
+    if j < 0:
+        return 0.0
+    if j >= n - 1:
+        return 1.0
+    return (j + (null - x[j]) / (x[j + 1] - x[j])) / (n - 1)
+
+
+def p_value(ci: Interval, null: float = 0.0) -> Tuple[float, int]:
+    """Two-sided p-value of "the difference equals ``null``" and the side the data point to (+1: above
+    ``null``, -1: below). ``p < 1 - ci.confidence`` exactly when ``[ci.low, ci.high]`` excludes ``null``;
+    an interval that is not finite gives ``(1.0, 0)``."""
+    from scipy import stats
+
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return 1.0, 0
+    if ci.draws is not None and len(ci.draws):
+        below = _quantile_level(ci.draws, null)               # low > null  <=>  (1 - conf) / 2 > below
+        above = _quantile_level(-ci.draws[::-1], -null)      # high < null <=>  (1 - conf) / 2 > above
+        side = 1 if below < above else -1
+        return float(min(1.0, 2 * min(below, above))), side
+    if ci.sem is not None and ci.df:
+        distance, scale, dist = ci.estimate - null, ci.sem, stats.t(ci.df)
+    else:  # bounds only: normal approximation whose interval is [low, high]
+        z = float(stats.norm.ppf(0.5 + ci.confidence / 2))
+        distance, scale, dist = (ci.low + ci.high) / 2 - null, (ci.high - ci.low) / (2 * z), stats.norm
+    if scale <= 0:
+        return (0.0, 1 if distance > 0 else -1) if distance != 0 else (1.0, 0)
+    return float(min(1.0, 2 * dist.sf(abs(distance) / scale))), (1 if distance > 0 else -1)
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> Tuple[List[float], List[bool]]:
+    """Holm's step-down adjustment: the adjusted p-values (in the given order) and which hypotheses
+    are rejected at family-wise level ``alpha``. The k-th smallest p (k = 1..m) is rejected while
+    ``p_(k) < alpha / (m - k + 1)`` holds for it and every smaller one; adjusted
+    ``p~_(k) = max_{j<=k} min(1, (m - j + 1) p_(j))``, so rejected <=> ``p~ < alpha``."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist(), (adjusted < alpha).tolist()
 
 
 def verdict_greater(ci: Interval, margin: float = 0.0) -> str:
-    """Claim "A - B > margin": supported when the whole interval is above it, contradicted when below 0."""
+    """Claim "A - B > margin": supported when the whole interval is above ``margin``, contradicted when
+    the whole interval is below it (the data show A - B < margin)."""
     if not np.isfinite(ci.low) or not np.isfinite(ci.high):
         return INCONCLUSIVE
     if ci.low > margin:
         return SUPPORTED
-    if ci.high < 0:
+    if ci.high < margin:
         return CONTRADICTED
     return INCONCLUSIVE
 
 
-def verdict_equivalent(ci: Interval, margin: float) -> str:
-    """Claim "A matches B within ±margin" (a two one-sided tests reading of the interval)."""
+def noninferiority_null(margin: float, higher_is_better: bool = True) -> float:
+    """The boundary ``θ0`` of "A matches or beats B": A - B = -margin, or +margin when lower is better."""
+    return -margin if higher_is_better else margin
+
+
+def verdict_noninferior(ci: Interval, margin: float, higher_is_better: bool = True) -> str:
+    """Claim "A matches or beats B" (non-inferiority within ``margin``), oriented by the metric's direction.
+
+    Higher is better: supported when the lower bound of A - B is above ``-margin``; contradicted when
+    the whole interval is below ``-margin`` (A is worse by more than the margin). Lower is better
+    (ECE, BG-gap): the same with the upper bound against ``+margin``. A clearly better A is supported.
+    """
     if not np.isfinite(ci.low) or not np.isfinite(ci.high):
         return INCONCLUSIVE
-    if -margin <= ci.low and ci.high <= margin:
+    null = noninferiority_null(margin, higher_is_better)
+    good_side_clear = ci.low > null if higher_is_better else ci.high < null
+    bad_side_clear = ci.high < null if higher_is_better else ci.low > null
+    if good_side_clear:
         return SUPPORTED
-    if ci.low > margin or ci.high < -margin:
+    if bad_side_clear:
         return CONTRADICTED
     return INCONCLUSIVE
 

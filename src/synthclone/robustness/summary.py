@@ -1,10 +1,18 @@
 """Headline numbers per model, computed from probe rows alone.
 
 All accuracies and errors are fractions in [0, 1]. Corruption metrics (Hendrycks & Dietterich 2019):
-``E[c, s]`` is the error of cell (corruption c, severity s);
-``mce_unnormalized`` = mean over corruptions of the mean error over severities;
-``CE_c = sum_s E[c, s] / sum_s E_baseline[c, s]`` and ``corruption_mce`` = mean CE_c (1.0 = as
-robust as the baseline); ``relative_mce`` uses ``E[c, s] - E_clean`` in both sums.
+``E[c, s]`` is the error of cell (corruption c, severity s); ``corruption_acc`` is the mean accuracy
+over every cell the model has (all corruptions).
+
+* ``mce_unnormalized`` = mean over the 15 ImageNet-C corruptions of the mean error over severities;
+* ``CE_c = sum_s E[c, s] / sum_s E_baseline[c, s]``, the sums over the severities that both the model
+  and the baseline have (shared cells); ``corruption_ce`` holds it for the 15 ImageNet-C corruptions
+  and ``corruption_mce`` = their mean (1.0 = as robust as the baseline); ``relative_mce`` uses
+  ``E[c, s] - E_clean`` in both sums;
+* the extra corruptions (speckle noise, Gaussian blur, spatter, saturate) and any others are reported
+  apart: ``extra_ce`` and ``extra_mce_unnormalized``, never mixed into the mCE;
+* a denominator that is not positive (a baseline with no error on a corruption) leaves that CE
+  undefined: ``None``, with a line in ``corruption_notes``, and the mCE it would enter is ``None`` too.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .core import extra_of
+from .corruption_ops import IMAGENET_C
 from .metrics import (POSITIVE_CLASS, adaptive_ece, classwise_ece, detection_metrics, ece, mce, nll)
 from .shape_bias import shape_bias_metrics
 
@@ -69,30 +78,64 @@ def _errors(rows: pd.DataFrame) -> pd.Series:
     return 1.0 - part.groupby(["condition", "severity"])["correct"].mean()
 
 
+def _mean_over_corruptions(err: pd.Series) -> Optional[float]:
+    return _f(err.groupby(level=0).mean().mean()) if len(err) else None
+
+
 def _corruptions(rows: pd.DataFrame, baseline: Optional[pd.DataFrame]) -> Dict[str, Any]:
     err = _errors(rows)
     if err.empty:
         return {}
+    standard = err.index.get_level_values(0).isin(IMAGENET_C)
     out: Dict[str, Any] = {
         "corruption_acc": _f(1.0 - err.mean()),
-        "mce_unnormalized": _f(err.groupby(level=0).mean().mean()),
+        "mce_unnormalized": _mean_over_corruptions(err[standard]),
         "corruption_cells": {c: {int(s): _f(1 - e) for (cc, s), e in err.items() if cc == c}
                              for c in err.index.get_level_values(0).unique()},
     }
-    if baseline is not None and len(baseline):
-        base = _errors(baseline)
-        common = err.index.intersection(base.index)
-        if len(common):
-            ce = {c: _f(err.loc[c].sum() / max(base.loc[c].sum(), 1e-12))
-                  for c in common.get_level_values(0).unique()}
-            out["corruption_ce"] = ce
-            out["corruption_mce"] = _f(np.mean(list(ce.values())))
-            clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
-            bclean = baseline[(baseline["probe"] == "clean") & (baseline["condition"] == "clean")]
-            if len(clean) and len(bclean):
-                e0, b0 = 1 - clean["correct"].mean(), 1 - bclean["correct"].mean()
-                rel = [(err.loc[c] - e0).sum() / max((base.loc[c] - b0).sum(), 1e-12) for c in ce]
-                out["relative_mce"] = _f(np.mean(rel))
+    if (~standard).any():
+        out["extra_mce_unnormalized"] = _mean_over_corruptions(err[~standard])
+    if baseline is None or not len(baseline):
+        return out
+    base = _errors(baseline)
+    shared = err.index.intersection(base.index)
+    if not len(shared):
+        return out
+    clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
+    bclean = baseline[(baseline["probe"] == "clean") & (baseline["condition"] == "clean")]
+    e0 = 1 - clean["correct"].mean() if len(clean) and len(bclean) else None
+    b0 = 1 - bclean["correct"].mean() if e0 is not None else None
+    notes = []
+
+    def ratio(num: float, den: float, what: str) -> Optional[float]:
+        if den > 0:
+            return _f(num / den)
+        notes.append(f"{what} undefined: the baseline's denominator on the shared cells is {den:.4g} (not > 0)")
+        return None
+
+    ce: Dict[str, Optional[float]] = {}
+    extra_ce: Dict[str, Optional[float]] = {}
+    rel: Dict[str, Optional[float]] = {}
+    for c in shared.get_level_values(0).unique():
+        cells = shared[shared.get_level_values(0) == c]
+        e, b = err.loc[cells], base.loc[cells]
+        if c in IMAGENET_C:
+            ce[c] = ratio(e.sum(), b.sum(), f"CE of {c}")
+            if e0 is not None:
+                rel[c] = ratio((e - e0).sum(), (b - b0).sum(), f"relative CE of {c}")
+        else:
+            extra_ce[c] = ratio(e.sum(), b.sum(), f"CE of {c} (extra)")
+    if ce:
+        out["corruption_ce"] = ce
+        out["corruption_mce"] = _f(np.mean(list(ce.values()))) if None not in ce.values() else None
+        if 0 < len(ce) < len(IMAGENET_C):
+            notes.append(f"mCE over {len(ce)} of the 15 ImageNet-C corruptions (those shared with the baseline)")
+    if rel:
+        out["relative_mce"] = _f(np.mean(list(rel.values()))) if None not in rel.values() else None
+    if extra_ce:
+        out["extra_ce"] = extra_ce
+    if notes:
+        out["corruption_notes"] = notes
     return out
 
 
