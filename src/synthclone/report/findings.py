@@ -354,7 +354,7 @@ class Evaluator:
                            a_models=list(a["model"]), b_models=list(b["model"]))
         if claim.kind in ("noninferior", "best-noninferior"):
             verdict = stats.verdict_noninferior(ci, claim.margin, metric.higher_is_better)
-            note += (f"non-inferiority margin {claim.margin} ({'higher' if metric.higher_is_better else 'lower'} is better); ")
+            note += f"non-inferiority margin {claim.margin} ({'higher' if metric.higher_is_better else 'lower'} is better); "
         else:
             verdict = stats.verdict_greater(ci, claim.margin)
         note += ci.method
