@@ -113,6 +113,31 @@ def arm_table(summary: Dict[str, Dict], tags: pd.DataFrame, confidence: float) -
                  caption=f"Mean ± {int(confidence * 100)}% CI (Student t) over seeds")
 
 
+def shape_bias_table(summary: Dict[str, Dict], tags: pd.DataFrame,
+                     class_names: Optional[Sequence[str]] = None) -> Optional[Table]:
+    """Models x shape categories: the shape bias per category (``summarize``'s ``shape_bias_per_class``),
+    ``–`` where a model made no shape or texture decision on a category; None without shape-bias rows."""
+    classes = plots.shape_bias_classes(summary, list(tags["model"]))
+    if not classes:
+        return None
+    rows = []
+    for model in tags["model"]:
+        m = summary.get(model, {})
+        per = {int(k): v for k, v in (m.get("shape_bias_per_class") or {}).items()}
+        overall = m.get("shape_bias")
+        rows.append([model, "–" if overall is None else round(float(overall), 4)]
+                    + ["–" if per.get(c) is None else round(float(per[c]), 4) for c in classes])
+    return Table(["model", "all"] + [plots.class_label(c, class_names) for c in classes], rows,
+                 caption="Shape bias per shape category of the cue-conflict stimuli (fraction of shape decisions among "
+                         "shape-or-texture decisions; 'all' weighs the categories by their decisions; – = no decision)")
+
+
+def _class_names(cfg) -> List[str]:
+    from ..data import data_options, dataset_entry
+
+    return list(dataset_entry(cfg.data.dataset).classes(**data_options(cfg.data))[0])
+
+
 def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8) -> List[Figure]:
     from ..data.store import load_store
 
@@ -189,11 +214,15 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         doc.add(block)
 
     doc.add(Heading("Models"))
+    class_names = _class_names(cfg) if any("shape_bias_per_class" in m for m in summary.values()) else None
     if len(tags):
         doc.add(main_table(summary, tags))
         agg = arm_table(summary, tags, cfg.report.confidence)
         if agg is not None:
             doc.add(agg)
+        per_class = shape_bias_table(summary, tags, class_names)
+        if per_class is not None:
+            doc.add(per_class)
 
     doc.add(Heading("Plots"))
     names = list(tags["model"])
@@ -207,6 +236,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
          "Top-1 error against corruption severity, averaged over corruptions"),
         (plots.robust_accuracy(rows, first_seed, figs / "robust-accuracy.png"), "Robust accuracy against epsilon"),
         (plots.shape_bias(summary, names, figs / "shape-bias.png"), "Shape bias on cue-conflict stimuli"),
+        (plots.shape_bias_per_class(summary, first_seed, figs / "shape-bias-per-class.png", class_names),
+         "Shape bias per shape category (markers), each model's overall shape bias (dashed)"),
         (plots.ood_roc(rows, first_seed, figs / "ood-roc.png"), "OOD detection ROC (maximum softmax probability)"),
         (plots.accuracy_vs_robustness(summary, names, arms, figs / "accuracy-vs-robustness.png"),
          "Clean accuracy against accuracy under corruptions"),

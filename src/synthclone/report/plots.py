@@ -139,6 +139,49 @@ def shape_bias(summary: Dict[str, Dict], models: Sequence[str], path: Path) -> O
     return _save(fig, path)
 
 
+def class_label(key, class_names: Optional[Sequence[str]] = None) -> str:
+    """A class index (int or the string JSON makes of it) as its name when ``class_names`` has it."""
+    k = int(key)
+    return str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k)
+
+
+def shape_bias_classes(summary: Dict[str, Dict], models: Sequence[str]) -> list:
+    """The shape classes that any of ``models`` has a per-class shape bias entry for, ascending."""
+    keys = {int(k) for m in models for k in (summary.get(m, {}).get("shape_bias_per_class") or {})}
+    return sorted(keys)
+
+
+def shape_bias_per_class(summary: Dict[str, Dict], models: Sequence[str], path: Path,
+                         class_names: Optional[Sequence[str]] = None) -> Optional[Path]:
+    """Shape bias per shape category, model-vs-human style: categories down the y axis, the fraction
+    of shape decisions along x (0 = texture, 1 = shape), one marker series per model, its overall
+    shape bias as a dashed line in the same colour. Classes without a decision have no marker."""
+    models = [m for m in models if summary.get(m, {}).get("shape_bias_per_class")]
+    classes = shape_bias_classes(summary, models)
+    if not classes:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(classes) + 1.6))
+    pos = {c: i for i, c in enumerate(classes)}
+    markers = "osD^v<>ph*"
+    for i, (color, model) in enumerate(zip(_colors(len(models)), models)):
+        m = summary[model]
+        pts = [(v, pos[int(k)]) for k, v in m["shape_bias_per_class"].items() if v is not None]
+        ax.scatter([x for x, _ in pts], [y for _, y in pts], color=color, marker=markers[i % len(markers)], s=26,
+                   label=model, zorder=3)
+        if m.get("shape_bias") is not None:
+            ax.axvline(m["shape_bias"], color=color, lw=0.9, ls="--", zorder=2)
+    ax.set_yticks(range(len(classes)), [class_label(c, class_names) for c in classes], fontsize=7)
+    ax.set_ylim(len(classes) - 0.5, -0.5)
+    ax.set_xlim(-0.02, 1.02)
+    ax.grid(axis="y", lw=0.4, alpha=0.5)
+    ax.set_xlabel("fraction of shape decisions (shape bias)")
+    top = ax.secondary_xaxis("top", functions=(lambda x: 1 - x, lambda x: 1 - x))
+    top.set_xlabel("fraction of texture decisions")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return _save(fig, path)
+
+
 def ood_roc(rows: pd.DataFrame, models: Sequence[str], path: Path, method: str = "msp") -> Optional[Path]:
     """ROC curves (in-distribution = positive) of the ``method`` score against each OOD set pooled."""
     from sklearn.metrics import roc_curve

@@ -127,3 +127,22 @@ def shape_bias_metrics(prediction, shape, texture) -> Dict[str, float]:
         "texture_fraction_correct": texture_hits / n if n else float("nan"),
         "stimuli": n,
     }
+
+
+def shape_bias_per_class(prediction, shape, texture) -> Dict[int, Tuple[Optional[float], int]]:
+    """Shape bias per shape class, as model-vs-human's per-category plots: ``{shape class: (shape
+    bias or None, decisions)}`` over every shape class in ``shape``, ascending.
+
+    Same stimuli as :func:`shape_bias_metrics` (shape and texture classes differ); ``decisions`` =
+    shape hits + texture hits of that class's stimuli, and the bias is None when it is 0. The overall
+    shape bias is the decision-weighted mean of the per-class ones.
+    """
+    p, s, t = (np.asarray(a) for a in (prediction, shape, texture))
+    keep = s != t
+    out: Dict[int, Tuple[Optional[float], int]] = {}
+    for c in np.unique(s).tolist():
+        sel = keep & (s == c)
+        shape_hits = int((p[sel] == c).sum())
+        decisions = shape_hits + int((p[sel] == t[sel]).sum())
+        out[int(c)] = (shape_hits / decisions if decisions else None, decisions)
+    return out

@@ -13,6 +13,10 @@ over every cell the model has (all corruptions).
   apart: ``extra_ce`` and ``extra_mce_unnormalized``, never mixed into the mCE;
 * a denominator that is not positive (a baseline with no error on a corruption) leaves that CE
   undefined: ``None``, with a line in ``corruption_notes``, and the mCE it would enter is ``None`` too.
+
+Shape bias (Geirhos et al. 2019): ``shape_bias`` over all cue-conflict decisions, and per shape class
+(model-vs-human's per-category view) ``shape_bias_per_class`` (``None`` for a class with no shape or
+texture decision) with ``shape_decisions_per_class``, the weights that average them to ``shape_bias``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pandas as pd
 from .core import extra_of
 from .corruption_ops import IMAGENET_C
 from .metrics import (POSITIVE_CLASS, adaptive_ece, classwise_ece, detection_metrics, ece, mce, nll)
-from .shape_bias import shape_bias_metrics
+from .shape_bias import shape_bias_metrics, shape_bias_per_class
 
 
 def eps_label(eps: float, norm: str) -> str:
@@ -153,8 +157,12 @@ def _shape(rows: pd.DataFrame) -> Dict[str, Any]:
     if part.empty:
         return {}
     ex = extra_of(part)
-    m = shape_bias_metrics(part["prediction"].to_numpy(), ex["shape"].to_numpy(), ex["texture"].to_numpy())
-    return {k: (_f(v) if k != "stimuli" else v) for k, v in m.items()}
+    pred, shape, texture = part["prediction"].to_numpy(), ex["shape"].to_numpy(), ex["texture"].to_numpy()
+    out: Dict[str, Any] = {k: (_f(v) if k != "stimuli" else v) for k, v in shape_bias_metrics(pred, shape, texture).items()}
+    per_class = shape_bias_per_class(pred, shape, texture)
+    out["shape_bias_per_class"] = {c: v for c, (v, _) in per_class.items()}
+    out["shape_decisions_per_class"] = {c: n for c, (_, n) in per_class.items()}
+    return out
 
 
 def _background(rows: pd.DataFrame) -> Dict[str, Any]:
