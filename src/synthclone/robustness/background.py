@@ -2,7 +2,10 @@
 
 Full scale: the ImageNet-9 variants as folders ``<root>/<variant>/[val/]<NN_class>/<image>``
 (variants original, mixed_same, mixed_rand, only_fg, no_fg; Xiao et al. 2021) with ImageNet's 1000
-classes mapped to the 9 superclasses through WordNet (:mod:`.label_maps`).
+classes mapped to the 9 superclasses through WordNet (:mod:`.label_maps`). Every variant is scored
+on the same images: ``background_limit`` ``<class>/<image>`` names are drawn once from the names
+that every variant holds (:func:`~.core.paired_ids`), so BG-gap is a paired difference; a variant
+lacking a file that another has is an error.
 
 Embedded world (Fashion-MNIST: products on black, so a background must be made): the object (its
 foreground mask, :mod:`.stimuli`) is pasted onto
@@ -13,7 +16,9 @@ foreground mask, :mod:`.stimuli`) is pasted onto
 * ``no_fg``: the mixed_same wallpaper alone with the object's region blacked out (label: the class);
 * ``original``: the untouched image.
 
-Rows: condition = variant; extra = {"background_class": class of the wallpaper or -1}.
+Rows: condition = variant; sample_id = the image's id, the same in every variant (``<class>/<image>``
+for the folders); extra = {"background_class": class of the wallpaper or -1}. The built variants are
+paired too: all are made from the same objects.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ import torch
 
 from ..errors import UserError
 from . import PROBES
-from .core import (BenchSettings, ModelAdapter, blocks, gather, limited, open_folder, predict, predicted_rows,
-                   rows_from_logits, take, to_device)
+from .core import (BenchSettings, ModelAdapter, blocks, folder_ids, gather, limited, open_folder, paired_ids,
+                   predict, predicted_rows, rows_from_logits, select, to_device)
 from .stimuli import composite, foreground_mask, procedural_textures, wallpaper
 
 IN9_VARIANTS = ["original", "mixed_same", "mixed_rand", "only_fg", "no_fg"]
@@ -82,20 +87,27 @@ def _in9_class(folder: str) -> str:
     return re.sub(r"^\d+_", "", folder).replace("_", " ")
 
 
+def _in9_folder(root: Path, variant: str) -> Path:
+    return root / variant / "val" if (root / variant / "val").is_dir() else root / variant
+
+
 def _in9_rows(model, settings: BenchSettings, workers: Optional[int]) -> pd.DataFrame:
     root = Path(settings.imagenet9_root)
     variants = [v for v in IN9_VARIANTS if (root / v).is_dir()]
     if not variants:
         raise UserError(f"{root} holds none of the ImageNet-9 variants {IN9_VARIANTS}; pass the bg_challenge folder")
+    # one subset for every variant (matched by <class>/<file>), so BG-gap is a paired difference
+    ids = paired_ids(((v, folder_ids(_in9_folder(root, v))) for v in variants), settings.background_limit,
+                     settings.generator("in9-subset"), "ImageNet-9 variant")
     raw = getattr(model, "model", model)
     spec = getattr(raw, "spec", None)
     frames = []
     for v in variants:
-        folder = root / v / "val" if (root / v / "val").is_dir() else root / v
+        folder = _in9_folder(root, v)
         names = {p.name: _in9_class(p.name) for p in folder.iterdir() if p.is_dir()}
         sset = open_folder(folder, spec.in_chans if spec else 3, spec.input_size[-1] if spec else None, workers,
                            class_names=names)
-        sset = take(sset, settings.background_limit, settings.generator("in9", v))
+        sset = select(sset, ids)
         groups = None
         if spec is not None and spec.num_classes == 1000:
             from .label_maps import groups_for

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -127,6 +128,52 @@ def limited(data: ImageSet, limit: Optional[int], g: torch.Generator) -> ImageSe
     """
     subset = take(data, limit, g)
     return subset if limit is None else subset.cached()
+
+
+def folder_ids(folder) -> List[str]:
+    """The sample ids an ImageFolder's set gets (``<class>/<file>`` relative paths, sorted), listed
+    without decoding anything."""
+    from ..data.folder import list_images
+
+    root = Path(folder)
+    return [p.relative_to(root).as_posix() for found in list_images(root)[1] for p in found]
+
+
+def paired_ids(variants: Iterable[Tuple[str, Sequence[str]]], limit: Optional[int], g: torch.Generator,
+               what: str) -> List[str]:
+    """The sample ids that every variant of a probe is scored on: one subset, so the variants are paired.
+
+    ``variants`` yields ``(variant name, its sample ids)``; images are matched across variants by
+    id (the relative path ``<class>/<file>``, as ImageNet-9 and ImageNet-C name them). Every
+    variant must hold the same ids: a variant lacking one that another has is a :class:`UserError`
+    naming the variant and the file (dropping it would score the variants on sets that differ by a file nobody saw
+    go). ``limit`` ids (all when None or larger) are drawn once with ``g``, in sorted order.
+    """
+    first, ref = None, set()
+    for name, ids in variants:
+        have = set(ids)
+        if first is None:
+            first, ref = name, have
+            continue
+        for lacking, gone in ((name, ref - have), (first, have - ref)):
+            if gone:
+                raise UserError(f"{what} {lacking} lacks {min(gone)} ({len(gone)} images that another {what} has); "
+                                f"every {what} must hold the same <class>/<file> names so that all are scored on the "
+                                "same images: restore the files, or delete them from the others")
+    ref = sorted(ref)
+    if limit is None or limit >= len(ref):
+        return ref
+    return [ref[i] for i in torch.randperm(len(ref), generator=g)[:limit].sort().values.tolist()]
+
+
+def select(data: ImageSet, ids: Sequence[str]) -> ImageSet:
+    """The samples of ``data`` whose sample ids are ``ids``, in index order (a view: file-backed sets
+    stay file-backed; ``data`` itself when that is all of it). Every id must be in ``data`` (see
+    :func:`paired_ids`)."""
+    if len(ids) == len(data) and set(ids) == set(data.ids):
+        return data
+    pos = {s: i for i, s in enumerate(data.ids)}
+    return data.subset(torch.tensor(sorted(pos[s] for s in ids), dtype=torch.long))
 
 
 def blocks(n: int, limit: Optional[int], batch_size: int) -> List[range]:

@@ -9,11 +9,17 @@ corruption runs batch by batch over ``settings.batch_size`` images either way. W
 ``settings.corruption_folder`` the cells are read from a precomputed ImageNet-C style tree
 ``<root>/<corruption>/<severity>/<class>/<image>`` instead of being generated (streamed too).
 
+Every cell is scored on the same images, so cells compare per image: the generated cells corrupt
+one subset (drawn once with ``corruption-subset``), and the folder's cells share one draw of
+``corruption_limit`` ``<class>/<image>`` names from the names every cell holds
+(:func:`~.core.paired_ids`; a cell lacking a file that another has is an error).
+
 Images are corrupted on ``settings.device``, the model's device: each uint8 batch is sent there
 (:func:`~.core.to_device`), corrupted there and predicted there. A capped cell too large for the
 cache below is streamed the same way instead of being held whole.
 
-Rows: condition = corruption name, severity 1..5, extra = {"source": "generated"|"folder"}.
+Rows: condition = corruption name, severity 1..5, sample_id = the image's id, the same in every cell
+(``<class>/<image>`` for a folder), extra = {"source": "generated"|"folder"}.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import torch
 from ..errors import UserError
 from ..progress import progress
 from . import PROBES
-from .core import BenchSettings, ModelAdapter, limited, open_folder, predict, predicted_rows, take, to_device
+from .core import (BenchSettings, ModelAdapter, folder_ids, limited, open_folder, paired_ids, predict, predicted_rows,
+                   select, to_device)
 from .corruption_ops import corrupt, corruption_names, empty_output
 
 
@@ -116,11 +123,13 @@ def _folder_rows(model, data, settings: BenchSettings) -> List[pd.DataFrame]:
              for s in sorted(int(q.name) for q in (root / c).iterdir() if q.is_dir() and q.name.isdigit())]
     if not cells:
         raise UserError(f"corruption folder {root} has no <corruption>/<severity>/ sub-folders")
+    # one subset of <class>/<image> names for every cell, so that severities and corruptions are paired
+    ids = paired_ids(((f"{name}/{sev}", folder_ids(root / name / str(sev))) for name, sev in cells),
+                     settings.corruption_limit, settings.generator("corruption-folder-subset"), "ImageNet-C cell")
     raw = getattr(model, "model", model)
     c, h, _ = data.shape
     for name, sev in progress(cells, desc="corruptions (folder)"):
-        cell = open_folder(root / name / str(sev), c, h, data.workers)
-        cell = take(cell, settings.corruption_limit, settings.generator("corruption-folder", name, sev))
+        cell = select(open_folder(root / name / str(sev), c, h, data.workers), ids)
         adapter = ModelAdapter(raw, cell.classes, settings.label_groups if cell.classes == data.classes else None)
         p = predict(adapter, cell, settings.batch_size, settings.device)
         frames.append(predicted_rows(settings.model_name, "corruptions", name, sev, cell, p, extra={"source": "folder"}))
