@@ -60,21 +60,40 @@ def findings_records(findings: Sequence[Finding]) -> List[Dict[str, Any]]:
 
 
 def findings_section(findings: Sequence[Finding], confidence: float) -> List[Any]:
-    """The findings table and the paragraph that says how to read it (nothing when no claims ran)."""
+    """The findings table, and above it the seed count with the verdicts' scope and how to read the table
+    (nothing when no claims ran)."""
+    from .stats import MIN_SEEDS
+
     if not findings:
         return []
-    tested = sum(f.p_value is not None for f in findings)
+    tested = [f for f in findings if f.p_value is not None]
     alpha = 1 - confidence
+    counts = sorted({f.n_seeds for f in tested})
+    seeds = " to ".join(str(n) for n in (counts[:1] + counts[-1:] if len(counts) > 1 else counts)) or "0"
+    plural = "" if counts == [1] else "s"
+    if counts and counts[-1] < MIN_SEEDS:
+        scope = (f"Scope: these models. The compared arms share {seeds} seed{plural}, fewer than {MIN_SEEDS}, so every "
+                 "verdict is about these trained models (a paired bootstrap over test samples), not about the data: "
+                 f"two models of one recipe differing only in seed can differ too. Paper-level verdicts need at least "
+                 f"{MIN_SEEDS} seeds (study.seeds).")
+    elif counts and counts[0] >= MIN_SEEDS:
+        scope = (f"Scope: the data. The compared arms share {seeds} seeds; every verdict comes from a Student t over the "
+                 "per-seed differences, so it is about the recipes (real vs synthetic data), not only these models.")
+    else:
+        scope = (f"Scope per claim (column 'scope'): claims whose arms share at least {MIN_SEEDS} seeds are about the data "
+                 f"(a Student t over the per-seed differences); the others, with {counts[0]} seed{plural} or more but fewer "
+                 f"than {MIN_SEEDS}, are about these models (a paired bootstrap over test samples).")
     text = (
         "Each claim of the two papers, tested on this run. A − B is the difference of the metric between the "
-        "groups; the interval is a paired bootstrap over test samples with one seed, a Student-t interval over seeds "
-        f"with several ({confidence:.0%} two-sided). 'greater' claims are supported when the whole interval is on the "
+        f"groups ({confidence:.0%} two-sided interval). 'greater' claims are supported when the whole interval is on the "
         "claimed side; 'matches or beats' claims are non-inferiority tests: supported when the bound on the metric's "
         "bad side clears the margin (a clearly better clone is supported), contradicted when the whole interval is "
-        "worse than the margin. p is the two-sided p-value of A − B at that boundary (p < "
-        f"{alpha:.2g} exactly when the interval excludes it). {tested} claims were tested; the Holm column applies "
+        "worse than the margin. Claims that pick (the best clone, the two most different prompt strategies) repeat "
+        "the pick inside every bootstrap draw, or adjust for it (Bonferroni) over seeds, so the pick does not favour "
+        "them. p is the two-sided p-value of A − B at that boundary (p < "
+        f"{alpha:.2g} exactly when the interval excludes it). {len(tested)} claims were tested; the Holm column applies "
         f"Holm's step-down to their p-values, which keeps the family-wise error rate across them at most {alpha:.2g}.")
-    return [Paragraph(text, css="note"),
+    return [Paragraph(scope), Paragraph(text, css="note"),
             Table(FINDING_COLUMNS, [f.row() for f in findings], caption="The papers' findings, checked",
                   css_cells=[f.css() for f in findings])]
 

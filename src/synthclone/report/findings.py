@@ -1,10 +1,13 @@
 """The two papers' claims, each tested with this run's per-sample rows.
 
-A claim compares two groups of models on one metric. Per seed, a group's value is the mean over
-its models; the claim's estimate is the difference A - B. With two or more seeds the interval is a
-Student-t interval over the per-seed differences; with one seed it is a paired bootstrap over test
-samples (every model re-evaluated on the same resampled sample ids). Verdicts read that two-sided
-interval against one boundary θ0 (see :mod:`.stats`):
+A claim compares groups of models on one metric. Per seed, a group's value is the mean over its
+models; the claim's estimate is the difference A - B. With at least :data:`stats.MIN_SEEDS` (3) seeds
+at which both groups have models the interval is a Student-t interval over the per-seed differences
+and the verdict's ``scope`` is "the data (N seeds)": seeds are the units that a statement about real
+vs synthetic *data* generalises over. With fewer, it is a paired bootstrap over the test samples
+(every model re-evaluated on the same resampled sample ids) and the scope is "these models": the
+verdict says whether these trained models differ, which two seeds of one arm can do too. Verdicts
+read the two-sided interval against one boundary θ0 (see :mod:`.stats`):
 
 * ``greater`` claims ("A - B > margin"): θ0 = margin; supported when the interval lies above it,
   contradicted when it lies below it;
@@ -15,12 +18,18 @@ interval against one boundary θ0 (see :mod:`.stats`):
   by more than the margin);
 * otherwise inconclusive. A claim whose arms were not run says so.
 
+Claims that pick models never pick on the test rows and then test as if nothing had been picked.
+"Some synthetic clone matches or beats" is a claim about θ = the best clone's difference, "the
+prompt strategy changes robustness" about θ = the largest difference between two strategies; the
+pick is part of the procedure: repeated inside every bootstrap draw on centred draws (one seed), or
+Bonferroni over the candidates on the claim's side (seeds) — :func:`stats.select_bootstrap_interval`,
+:func:`stats.select_t_interval`. (Picking on validation rows would need every probe run twice.)
+Under identical arms the rate of "supported" stays at most (1 - confidence) / 2
+(``tests/test_findings_null.py``).
+
 Each tested claim has the two-sided p-value of "A - B = θ0" (p < 1 - confidence exactly when the
 interval excludes θ0); :func:`adjust_holm` applies Holm's step-down across the claims of one report
 and gives ``verdict_holm`` beside the raw ``verdict``.
-
-Selecting "the synthetic clone that does best" or "the two most different prompt strategies" on the
-test rows before testing favours the claim; the finding says when it did that.
 """
 
 from __future__ import annotations
@@ -203,6 +212,8 @@ class Finding:
     p_holm: Optional[float] = None    # Holm-adjusted across the report's tested claims
     verdict_holm: str = ""
     metric_label: str = ""
+    scope: str = ""                   # "these models" (fewer than stats.MIN_SEEDS seeds) or "the data (N seeds)"
+    n_seeds: int = 0                  # seeds at which every compared group has models
 
     def row(self) -> List[str]:
         return [
@@ -216,6 +227,7 @@ class Finding:
             "–" if self.p_value is None else _format_p(self.p_value),
             self.verdict,
             self.verdict_holm or self.verdict,
+            self.scope or "–",
             self.note,
         ]
 
@@ -232,14 +244,14 @@ class Finding:
                 "kind": self.claim.kind, "margin": self.claim.margin, "p_value": self.p_value, "p_holm": self.p_holm,
                 "verdict": self.verdict, "verdict_holm": self.verdict_holm, "a_value": self.a_value, "b_value": self.b_value,
                 "estimate": None if self.estimate is None else self.estimate.as_dict(), "a": self.a_models,
-                "b": self.b_models, "note": self.note}
+                "b": self.b_models, "scope": self.scope, "n_seeds": self.n_seeds, "note": self.note}
 
 
 def _format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "p", "verdict", "verdict (Holm)", "how"]
+COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "p", "verdict", "verdict (Holm)", "scope", "how"]
 
 
 def _select(models: pd.DataFrame, sel: Dict[str, str], other: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -276,10 +288,45 @@ class Evaluator:
         t = self.table(model, metric)
         return self.metrics[metric].reduce(t.to_numpy(dtype=float)) if len(t) else float("nan")
 
-    def _group_diff(self, metric: str, a: Sequence[str], b: Sequence[str]) -> stats.Interval:
-        """Interval of mean(A) - mean(B) for models of one seed, by paired bootstrap over samples."""
+    def compare(self, metric: str, groups: Sequence[pd.DataFrame], pairs: Sequence[Tuple[int, int]],
+                pick: int = 1) -> "Comparison":
+        """Interval of ``θ = max_c δ_c`` over the contrasts ``δ_c = value(groups[i]) - value(groups[j])``
+        for ``(i, j)`` in ``pairs`` (``pick=-1``: ``min_c``); one pair is the plain A - B.
+
+        A group's value at a seed is the mean over its models of that seed (the zero-shot model serves
+        every seed); its value is the mean over the seeds at which every group has models. With at least
+        :data:`stats.MIN_SEEDS` such seeds the interval is a Student t over the per-seed differences
+        (scope: the data); with fewer, a paired bootstrap over the test samples shared by every model
+        (scope: these models). With several pairs the pick is part of the procedure (stats.select_*).
+        """
+        def at_seed(group: pd.DataFrame, seed) -> List[str]:
+            # the zero-shot model is deterministic and trained on nothing: it serves every seed
+            return list(group[(group["seed"] == seed) | (group["arm"] == "zero-shot")]["model"])
+
+        seeds = sorted(set().union(*(set(g["seed"]) for g in groups)))
+        members = {s: [at_seed(g, s) for g in groups] for s in seeds}
+        used = [s for s in seeds if all(members[s])]
+        if not used:
+            return Comparison(stats.Interval(np.nan, np.nan, np.nan, 0, "no shared seeds"), 0, np.nan, np.nan, "", 0)
+        values = np.array([[np.mean([self.value(m, metric) for m in members[s][g]]) for s in used]
+                           for g in range(len(groups))])                       # (groups, seeds)
+        diffs = np.array([values[i] - values[j] for i, j in pairs])          # (pairs, seeds)
+        chosen = int(np.argmax(pick * np.nanmean(diffs, axis=1))) if np.isfinite(diffs).any() else 0
+        i, j = pairs[chosen]
+        va, vb = float(np.mean(values[i])), float(np.mean(values[j]))
+        if len(used) >= stats.MIN_SEEDS:
+            ci = (stats.t_interval(diffs[0], self.confidence) if len(pairs) == 1
+                  else stats.select_t_interval(diffs, self.confidence, pick))
+            return Comparison(ci, chosen, va, vb, f"the data ({len(used)} seeds)", len(used))
+        ci = self._bootstrap(metric, [[members[s][g] for s in used] for g in range(len(groups))], pairs, pick)
+        return Comparison(ci, chosen, va, vb, "these models", len(used))
+
+    def _bootstrap(self, metric: str, groups: Sequence[Sequence[List[str]]], pairs: Sequence[Tuple[int, int]],
+                   pick: int) -> stats.Interval:
+        """Paired bootstrap over the sample ids every model has; ``groups[g][s]``: group g's models at seed s."""
         m = self.metrics[metric]
-        tables = {x: self.table(x, metric) for x in list(a) + list(b)}
+        names = sorted({x for g in groups for at in g for x in at})
+        tables = {x: self.table(x, metric) for x in names}
         common = None
         for t in tables.values():
             common = set(t.index) if common is None else common & set(t.index)
@@ -288,36 +335,15 @@ class Evaluator:
             return stats.Interval(float("nan"), float("nan"), float("nan"), 0, "no shared samples")
         arrays = {x: t.loc[ids].to_numpy(dtype=float) for x, t in tables.items()}
 
-        def statistic(idx: np.ndarray) -> float:
-            va = np.mean([m.reduce(arrays[x][idx]) for x in a])
-            vb = np.mean([m.reduce(arrays[x][idx]) for x in b])
-            return float(va - vb)
+        def contrasts(idx: np.ndarray) -> np.ndarray:
+            v = {x: m.reduce(arrays[x][idx]) for x in names}
+            g = [np.mean([np.mean([v[x] for x in at]) for at in group]) for group in groups]
+            return np.array([g[i] - g[j] for i, j in pairs], dtype=float)
 
-        return stats.bootstrap_interval(statistic, len(ids), self.confidence, self.n_boot, self.seed)
-
-    def compare(self, metric: str, a: pd.DataFrame, b: pd.DataFrame) -> tuple[stats.Interval, float, float]:
-        """Interval of A - B over seeds (t) or, with one shared seed, over samples (bootstrap)."""
-        def at_seed(group: pd.DataFrame, seed) -> List[str]:
-            # the zero-shot model is deterministic and trained on nothing: it serves every seed
-            return list(group[(group["seed"] == seed) | (group["arm"] == "zero-shot")]["model"])
-
-        diffs, va, vb, used = [], [], [], []
-        for s in sorted(set(a["seed"]) | set(b["seed"])):
-            am, bm = at_seed(a, s), at_seed(b, s)
-            if not am or not bm:
-                continue
-            x = float(np.mean([self.value(mm, metric) for mm in am]))
-            y = float(np.mean([self.value(mm, metric) for mm in bm]))
-            va.append(x)
-            vb.append(y)
-            diffs.append(x - y)
-            used.append((am, bm))
-        if not diffs:
-            return stats.Interval(float("nan"), float("nan"), float("nan"), 0, "no shared seeds"), float("nan"), float("nan")
-        if len(diffs) >= 2:
-            return stats.t_interval(diffs, self.confidence), float(np.mean(va)), float(np.mean(vb))
-        am, bm = used[0]
-        return self._group_diff(metric, am, bm), va[0], vb[0]
+        if len(pairs) == 1:
+            return stats.bootstrap_interval(lambda idx: float(contrasts(idx)[0]), len(ids), self.confidence, self.n_boot,
+                                            self.seed)
+        return stats.select_bootstrap_interval(contrasts, len(ids), self.confidence, self.n_boot, self.seed, pick)
 
     def evaluate(self, claim: Claim) -> Finding:
         finding = self._evaluate(claim)
@@ -337,17 +363,19 @@ class Evaluator:
             detail = f" with strategy {claim.a.get('strategy') or claim.b.get('strategy')}" if (claim.a.get("strategy") or claim.b.get("strategy")) else ""
             return Finding(claim, "not run", note=f"the run has no '{missing}' models{detail}; add the arm to study.arms")
         note = ""
-        if claim.kind == "best-noninferior":  # "some synthetic clone": the one doing best on the metric
-            groups = list(a.groupby("strategy", dropna=False))
-            sign = 1.0 if metric.higher_is_better else -1.0
-
-            def goodness(group: pd.DataFrame) -> float:
-                v = sign * float(np.mean([self.value(m, claim.metric) for m in group["model"]]))
-                return v if np.isfinite(v) else -np.inf
-
-            a = max(groups, key=lambda g: goodness(g[1]))[1]
-            note = f"best of {len(groups)} synthetic clone(s), chosen on the test rows before testing; "
-        ci, va, vb = self.compare(claim.metric, a, b)
+        candidates = [a]
+        pick = 1
+        if claim.kind == "best-noninferior":  # "some synthetic clone": θ = the best clone's difference
+            candidates = [g for _, g in a.groupby("strategy", dropna=False)]
+            defined = [g for g in candidates if np.isfinite(np.mean([self.value(m, claim.metric) for m in g["model"]]))]
+            candidates = defined or candidates
+            pick = 1 if metric.higher_is_better else -1
+            if len(candidates) > 1:
+                note = (f"the best of {len(candidates)} synthetic clones, picked inside the procedure (every bootstrap "
+                        "draw, or Bonferroni over the clones with seeds); ")
+        k = len(candidates)
+        cmp = self.compare(claim.metric, candidates + [b], [(i, k) for i in range(k)], pick)
+        ci, a = cmp.ci, candidates[cmp.chosen]
         if not np.isfinite(ci.estimate):
             return Finding(claim, "not run", note=f"'{claim.metric}' is undefined for these models: its probe produced no "
                            "rows, or a denominator is zero (e.g. clean accuracy 0)",
@@ -358,22 +386,42 @@ class Evaluator:
         else:
             verdict = stats.verdict_greater(ci, claim.margin)
         note += ci.method
-        return Finding(claim, verdict, ci, va, vb, list(a["model"]), list(b["model"]), note)
+        return Finding(claim, verdict, ci, cmp.a_value, cmp.b_value, list(a["model"]), list(b["model"]), note,
+                       scope=cmp.scope, n_seeds=cmp.n_seeds)
 
     def _spread(self, claim: Claim, a: pd.DataFrame) -> Finding:
+        """θ = the largest difference between two strategies' means; every ordered pair is a candidate."""
         strategies = sorted(set(a["strategy"].dropna()))
         if len(strategies) < 2:
             return Finding(claim, "not run", note="needs synthetic models from at least two prompt strategies (generate.prompts)")
         means = {s: float(np.mean([self.value(m, claim.metric) for m in a[a["strategy"] == s]["model"]])) for s in strategies}
-        means = {s: v for s, v in means.items() if np.isfinite(v)}
-        if len(means) < 2:
+        strategies = [s for s in strategies if np.isfinite(means[s])]
+        if len(strategies) < 2:
             return Finding(claim, "not run", note=f"the probe behind '{claim.metric}' produced no rows for these models")
-        ranked = sorted(means, key=means.get)  # two distinct strategies even when their means tie
-        lo, hi = ranked[0], ranked[-1]
-        ci, va, vb = self.compare(claim.metric, a[a["strategy"] == hi], a[a["strategy"] == lo])
-        return Finding(claim, stats.verdict_greater(ci), ci, va, vb, list(a[a["strategy"] == hi]["model"]),
-                       list(a[a["strategy"] == lo]["model"]),
-                       f"most vs least robust of {len(strategies)} strategies, chosen before testing; {ci.method}")
+        groups = [a[a["strategy"] == s] for s in strategies]
+        pairs = [(i, j) for i in range(len(groups)) for j in range(len(groups)) if i != j]
+        cmp = self.compare(claim.metric, groups, pairs)
+        if not np.isfinite(cmp.ci.estimate):
+            return Finding(claim, "not run", note=f"'{claim.metric}' is undefined for these models")
+        hi, lo = pairs[cmp.chosen]
+        return Finding(claim, stats.verdict_greater(cmp.ci), cmp.ci, cmp.a_value, cmp.b_value, list(groups[hi]["model"]),
+                       list(groups[lo]["model"]),
+                       f"most vs least robust of {len(strategies)} strategies, the pick of the pair repeated inside the "
+                       f"procedure (every bootstrap draw, or Bonferroni over the pairs with seeds); {cmp.ci.method}",
+                       scope=cmp.scope, n_seeds=cmp.n_seeds)
+
+
+@dataclass
+class Comparison:
+    """What :meth:`Evaluator.compare` found: the interval, the index of the picked pair, the picked
+    groups' values, the verdict's scope and the number of seeds behind it."""
+
+    ci: stats.Interval
+    chosen: int
+    a_value: float
+    b_value: float
+    scope: str
+    n_seeds: int
 
 
 def adjust_holm(findings: Sequence[Finding], alpha: float = 0.05) -> List[Finding]:

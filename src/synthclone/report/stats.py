@@ -1,8 +1,16 @@
 """Confidence intervals, p-values, verdicts and the Holm adjustment for the report's findings.
 
-A finding compares two groups of models on one metric. With several seeds the interval is a
-Student-t interval over the per-seed paired differences; with one seed it is a paired bootstrap over
-the test samples (the same resampled sample ids for both groups), which is all one seed can say.
+A finding compares groups of models on one metric. With at least :data:`MIN_SEEDS` seeds the
+interval is a Student-t interval over the per-seed paired differences and the verdict is about the
+data; with fewer it is a paired bootstrap over the test samples (the same resampled sample ids for
+every group), which can only say whether *these trained models* differ.
+
+A claim that picks its groups (the best of several clones, the two most different prompt strategies)
+is a claim about ``θ = max_c δ_c`` over its candidate contrasts ``c``; the estimate is ``max_c d_c``.
+Picking first and then testing the picked contrast as if it had been fixed favours the claim, so the
+pick is part of the procedure the interval accounts for (:func:`select_bootstrap_interval`,
+:func:`select_t_interval`): the bound on the claim's side is simultaneous over the candidates, the
+other bound need only cover the best true candidate. Both are conservative for ``θ``.
 
 Every verdict reads the two-sided ``confidence`` interval against one null value ``θ0`` (0 or a
 margin): supported when the interval lies wholly on the claimed side of ``θ0``, contradicted when it
@@ -29,6 +37,8 @@ import numpy as np
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 
+MIN_SEEDS = 3  # seeds per arm for a verdict about the data rather than about the trained models
+
 
 @dataclass
 class Interval:
@@ -43,10 +53,17 @@ class Interval:
     sem: Optional[float] = None                 # Student t: standard error of the mean and its
     df: Optional[int] = None                    # degrees of freedom
     draws: Optional[np.ndarray] = field(default=None, repr=False)  # bootstrap: the finite draws, sorted
+    k: int = 1                                  # candidate contrasts the estimate was picked from
+    pick: int = 1                               # +1: the largest contrast was picked, -1: the smallest
+    # selection bootstrap (k > 1): sorted draws of max_c (d*_c - d_c) and of max_c (d_c - d*_c)
+    over: Optional[np.ndarray] = field(default=None, repr=False)
+    under: Optional[np.ndarray] = field(default=None, repr=False)
+    # selection t (k > 1): each candidate's mean, standard error and degrees of freedom
+    candidates: Optional[List[Tuple[float, float, int]]] = None
 
     def as_dict(self) -> Dict[str, Any]:
         """The interval for JSON (without the bootstrap draws)."""
-        return {k: v for k, v in self.__dict__.items() if k != "draws"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("draws", "over", "under")}
 
     def __str__(self) -> str:
         half = (self.high - self.low) / 2
@@ -94,6 +111,82 @@ def bootstrap_interval(
                     draws=draws)
 
 
+def select_bootstrap_interval(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n_units: int,
+    confidence: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    pick: int = 1,
+) -> Interval:
+    """Interval for ``θ = max_c δ_c`` (``pick=-1``: ``min_c δ_c``) where ``statistic(index)`` returns the
+    vector ``d`` of the k candidate contrasts on the resampled units (paired: one index for every group).
+
+    The pick is repeated inside every draw, on centred draws (the percentile interval of ``max_c d*_c``
+    would not do: it inherits the pick's upward bias and adds its own):
+    ``low = max_c d_c - Q(max_c (d*_c - d_c), 1 - a/2)`` and
+    ``high = max_c d_c + Q(max_c (d_c - d*_c), 1 - a/2)`` with ``a = 1 - confidence``.
+    ``P(low > θ) <= P(max_c (d_c - δ_c) > Q) ≈ a/2`` however the candidates are correlated, and
+    ``P(high < θ) <= a/2`` likewise (the best true candidate alone gives it).
+    """
+    rng = np.random.default_rng(seed)
+    base = pick * np.asarray(statistic(np.arange(n_units)), dtype=float)
+    estimate = float(np.max(base))
+    draws = pick * np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)], dtype=float) - base
+    draws = draws[np.isfinite(draws).all(axis=1)]
+    k = len(base)
+    if len(draws) == 0 or not np.isfinite(base).all():
+        return Interval(pick * estimate, math.nan, math.nan, n_units, "bootstrap", confidence, k=k, pick=pick)
+    over, under = np.sort(draws.max(axis=1)), np.sort((-draws).max(axis=1))
+    q = 0.5 + confidence / 2
+    low, high = estimate - float(np.quantile(over, q)), estimate + float(np.quantile(under, q))
+    return _oriented(Interval(estimate, low, high, n_units, f"paired bootstrap over {n_units} samples, the pick of {k} "
+                              "repeated in every draw", confidence, k=k, over=over, under=under), pick)
+
+
+def _oriented(ci: Interval, pick: int) -> Interval:
+    """``ci`` computed on ``pick * d`` back on the scale of ``d`` (the selection fields stay as computed)."""
+    if pick == 1:
+        return ci
+    ci.estimate, ci.low, ci.high, ci.pick = -ci.estimate, -ci.high, -ci.low, -1
+    return ci
+
+
+def select_t_interval(diffs: Sequence[Sequence[float]], confidence: float = 0.95, pick: int = 1) -> Interval:
+    """Interval for ``θ = max_c δ_c`` (``pick=-1``: ``min_c δ_c``) from per-seed differences ``diffs[c]``
+    of k candidate contrasts (each with n >= 2 seeds):
+    ``low = max_c (mean_c - t_{n_c-1}(1 - a/(2k)) sem_c)`` (Bonferroni over the candidates on the claim's
+    side), ``high = max_c (mean_c + t_{n_c-1}(1 - a/2) sem_c)``.
+    ``P(low > θ) <= k * a/(2k)`` and ``P(high < θ) <= a/2``."""
+    from scipy import stats
+
+    cands, lows, highs = [], [], []
+    k = len(diffs)
+    for d in diffs:
+        d = pick * np.asarray(d, dtype=float)
+        d = d[np.isfinite(d)]
+        if len(d) < 2:
+            return Interval(math.nan, -math.inf, math.inf, len(d), "t", confidence, k=k, pick=pick)
+        mean, sem = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+        df = len(d) - 1
+        cands.append((mean, sem, df))
+        lows.append(mean - float(stats.t.ppf(1 - (1 - confidence) / (2 * k), df)) * sem)
+        highs.append(mean + float(stats.t.ppf(0.5 + confidence / 2, df)) * sem)
+    n = min(c[2] for c in cands) + 1
+    return _oriented(Interval(max(c[0] for c in cands), max(lows), max(highs), n,
+                              f"t over {n} seeds, the pick of {k} Bonferroni-adjusted", confidence, k=k,
+                              candidates=cands), pick)
+
+
+def _t_sf(distance: float, sem: float, df: int) -> float:
+    """``P(T_df > distance / sem)``, with ``sem = 0`` read as a point mass."""
+    from scipy import stats
+
+    if sem <= 0:
+        return 0.0 if distance > 0 else 1.0 if distance < 0 else 0.5
+    return float(stats.t(df).sf(distance / sem))
+
+
 def _quantile_level(x: np.ndarray, null: float) -> float:
     """The level ``q`` at which ``np.quantile(x, q)`` (linear) reaches ``null``: ``quantile(x, a) > null``
     exactly when ``a > q``. ``x`` sorted, finite."""
@@ -114,6 +207,15 @@ def p_value(ci: Interval, null: float = 0.0) -> Tuple[float, int]:
 
     if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
         return 1.0, 0
+    if ci.over is not None or ci.candidates is not None:  # a pick: on the scale it was computed on
+        est, theta = ci.pick * ci.estimate, ci.pick * null
+        if ci.over is not None:  # low > θ0 <=> Q(over, (1 + conf) / 2) < est - θ0 <=> 2 (1 - level) < 1 - conf
+            p_low = 2 * (1 - _quantile_level(ci.over, est - theta))
+            p_high = 2 * (1 - _quantile_level(ci.under, theta - est))
+        else:                    # Bonferroni on the picked side, intersection-union on the other
+            p_low = 2 * ci.k * min(_t_sf(m - theta, se, df) for m, se, df in ci.candidates)
+            p_high = 2 * max(_t_sf(theta - m, se, df) for m, se, df in ci.candidates)
+        return float(min(1.0, p_low, p_high)), ci.pick * (1 if p_low < p_high else -1)
     if ci.draws is not None and len(ci.draws):
         below = _quantile_level(ci.draws, null)               # low > null  <=>  (1 - conf) / 2 > below
         above = _quantile_level(-ci.draws[::-1], -null)      # high < null <=>  (1 - conf) / 2 > above
