@@ -71,12 +71,14 @@ def findings_section(findings: Sequence[Finding], confidence: float) -> List[Any
     counts = sorted({f.n_seeds for f in tested})
     seeds = " to ".join(str(n) for n in (counts[:1] + counts[-1:] if len(counts) > 1 else counts)) or "0"
     plural = "" if counts == [1] else "s"
-    if counts and counts[-1] < MIN_SEEDS:
+    if not counts:
+        scope = "No claim could be tested on this run: the arms or probes each claim compares are missing."
+    elif counts[-1] < MIN_SEEDS:
         scope = (f"Scope: these models. The compared arms share {seeds} seed{plural}, fewer than {MIN_SEEDS}, so every "
                  "verdict is about these trained models (a paired bootstrap over test samples), not about the data: "
                  f"two models of one recipe differing only in seed can differ too. Paper-level verdicts need at least "
                  f"{MIN_SEEDS} seeds (study.seeds).")
-    elif counts and counts[0] >= MIN_SEEDS:
+    elif counts[0] >= MIN_SEEDS:
         scope = (f"Scope: the data. The compared arms share {seeds} seeds; every verdict comes from a Student t over the "
                  "per-seed differences, so it is about the recipes (real vs synthetic data), not only these models.")
     else:
