@@ -16,6 +16,7 @@ import pytest
 
 from synthclone.report import stats
 from synthclone.report.findings import CLAIMS, Evaluator, evaluate_claims
+from test_findings_statistics import assert_p_agrees_with_interval
 
 CLAIM = {c.key: c for c in CLAIMS}
 TAG_COLUMNS = ["model", "arm", "seed", "strategy", "regime"]
@@ -122,12 +123,7 @@ def test_selection_p_value_agrees_with_its_interval(kind, pick):
     else:
         ci = stats.select_t_interval(rng.normal([[0.02], [0.05], [-0.01]], 0.03, (3, 4)), pick=pick)
     assert ci.k == 3 and ci.low <= ci.estimate <= ci.high
-    for null in np.linspace(ci.low - 0.05, ci.high + 0.05, 97):
-        p, side = stats.p_value(ci, null)
-        assert 0 <= p <= 1
-        assert (p < 0.05) == (ci.low > null or ci.high < null), null
-        if p < 0.05:
-            assert side == (1 if ci.low > null else -1)
+    assert_p_agrees_with_interval(ci)
 
 
 def test_one_candidate_is_the_plain_interval():
