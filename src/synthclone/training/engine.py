@@ -234,7 +234,7 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[Dict[str, torch.Tens
         rest["state"][str(pid)] = {}
         for k, v in st.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"opt.{pid}.{k}"] = v.contiguous().clone()
+                tensors[f"opt.{pid}.{k}"] = v  # save_state copies it to the CPU
             else:
                 rest["state"][str(pid)][k] = v
     return tensors, rest
