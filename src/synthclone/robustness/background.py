@@ -1,8 +1,9 @@
 """``background``: accuracy with the object on other backgrounds; BG-gap = mixed_same - mixed_rand.
 
 Full scale: the ImageNet-9 variants as folders ``<root>/<variant>/[val/]<NN_class>/<image>``
-(variants original, mixed_same, mixed_rand, only_fg, no_fg; Xiao et al. 2021) with ImageNet's 1000
-classes mapped to the 9 superclasses through WordNet (:mod:`.label_maps`). Every variant is scored
+(variants original, mixed_same, mixed_rand, only_fg, no_fg; Xiao et al. 2021). A 1000-class model is
+scored as Xiao et al. do: its 1000-way argmax mapped to the superclass holding it (backgrounds_challenge's
+``in_to_in9.json``, :mod:`.label_maps`); an argmax in none of the 9 is wrong. Every variant is scored
 on the same images: ``background_limit`` ``<class>/<image>`` names are drawn once from the names
 that every variant holds (:func:`~.core.paired_ids`), so BG-gap is a paired difference; a variant
 lacking a file that another has is an error.
@@ -108,12 +109,12 @@ def _in9_rows(model, settings: BenchSettings, workers: Optional[int]) -> pd.Data
         sset = open_folder(folder, spec.in_chans if spec else 3, spec.input_size[-1] if spec else None, workers,
                            class_names=names)
         sset = select(sset, ids)
-        groups = None
+        groups, decision = None, "mean"
         if spec is not None and spec.num_classes == 1000:
-            from .label_maps import groups_for
+            from .label_maps import DECISION, groups_for
 
-            groups = groups_for("imagenet9", sset.classes)
-        adapter = ModelAdapter(raw, sset.classes, groups)
+            groups, decision = groups_for("imagenet9", sset.classes), DECISION["imagenet9"]
+        adapter = ModelAdapter(raw, sset.classes, groups, decision)
         p = predict(adapter, sset, settings.batch_size, settings.device)
         frames.append(predicted_rows(settings.model_name, "background", v, 0, sset, p, extra={"background_class": -1}))
     return pd.concat(frames, ignore_index=True)

@@ -226,12 +226,23 @@ class ModelAdapter(nn.Module):
 
     * same classes as the model: the logits themselves;
     * the data's classes a subset of the model's (ImageNet-R/-A style): the subset's logits;
-    * ``groups`` (target class -> model class indices, e.g. ImageNet 1000 -> 16): the log of the mean
-      probability over each group (Geirhos et al. average the softmax over a category's classes).
+    * ``groups`` (target class -> model class indices, e.g. ImageNet 1000 -> 16) with ``decision``:
+
+      - ``"mean"``: the log of the mean probability over each group (model-vs-human averages the
+        softmax over a category's classes); classes in no group take no part;
+      - ``"argmax"``: the model's own argmax, mapped (Xiao et al. score ImageNet-9 so): column ``g`` is
+        the largest log-probability among group ``g``'s classes and one more column the largest among
+        the classes in no group, so the argmax over the columns is the group holding the model's
+        argmax, or the extra column (index ``len(groups)``, never a label: a wrong answer). These
+        columns are not probabilities; only the decision is meant.
     """
 
-    def __init__(self, model: nn.Module, data_classes: Sequence[str], groups: Optional[Sequence[Sequence[int]]] = None):
+    def __init__(self, model: nn.Module, data_classes: Sequence[str], groups: Optional[Sequence[Sequence[int]]] = None,
+                 decision: str = "mean"):
         super().__init__()
+        if decision not in ("mean", "argmax"):
+            raise ValueError(f"decision must be mean or argmax, got {decision!r}")
+        self.decision = decision
         self.model = model
         self.spec = getattr(model, "spec", None)
         model_classes = list(self.spec.classes) if self.spec is not None and self.spec.classes else None
@@ -286,6 +297,13 @@ class ModelAdapter(nn.Module):
             return logits[:, self.index.to(logits.device)]
         if self.groups is not None:
             logp = logits.float().log_softmax(1)
+            if self.decision == "argmax":
+                cols = [logp[:, g].amax(1) for g in self.groups]
+                mapped = torch.zeros(logp.shape[1], dtype=torch.bool, device=logp.device)
+                mapped[[i for g in self.groups for i in g]] = True
+                if not bool(mapped.all()):
+                    cols.append(logp[:, ~mapped].amax(1))
+                return torch.stack(cols, 1)
             return torch.stack([torch.logsumexp(logp[:, g], 1) - math.log(len(g)) for g in self.groups], 1)
         return logits
 

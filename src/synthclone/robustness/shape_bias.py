@@ -4,7 +4,7 @@ Embedded world: each stimulus is the silhouette of a test image of class A (its 
 :mod:`.stimuli`) filled with the tiled surface texture of a test image of class B != A, on the black
 background Fashion-MNIST uses. Full scale: the standard 16-class cue-conflict folder
 (``<root>/<shape>/<shape>N-<texture>M.png``, Geirhos et al. 2019) with ImageNet's 1000 classes mapped
-to the 16 categories through WordNet (:mod:`.label_maps`), probabilities averaged per category.
+to the 16 categories by model-vs-human's class lists (:mod:`.label_maps`), probabilities averaged per category.
 
 Rows: condition ``cue_conflict``; label = shape class; extra = {shape, texture} class indices.
 Stimuli whose shape and texture classes agree are kept in the rows but excluded from the metrics.
