@@ -30,7 +30,7 @@ def _rows(model, clean_p, corr_p=None, pgd_p=None, shape_p=None, seed=0):
         for sev in (1, 3):
             add("corruptions", "gaussian_noise", rng.random(N) < corr_p, severity=sev)
     if pgd_p is not None:
-        add("adversarial", "pgd_linf", rng.random(N) < pgd_p, severity=1, extra=json.dumps({"eps": 2 / 255, "norm": "linf"}))
+        add("adversarial", "pgd_paper", rng.random(N) < pgd_p, severity=1, extra=json.dumps({"eps": 1 / 255, "norm": "linf"}))
     if shape_p is not None:
         shape_hit = rng.random(N) < shape_p
         pred = np.where(shape_hit, 2, 3)

@@ -15,15 +15,16 @@ import pandas as pd
 
 from . import plots
 from .document import Document, Figure, Heading, Paragraph, Table, write
-from .findings import COLUMNS as FINDING_COLUMNS
-from .findings import Finding, evaluate_claims
+from .findings import MUCH, Finding, columns, evaluate_claims
 from .grids import make_grid, save_png, set_grid
 
 MAIN_COLUMNS = [
     ("clean_acc", "clean acc"), ("ece", "ECE"), ("ts_ece", "ECE (T-scaled)"), ("corruption_acc", "corruption acc"),
     ("corruption_mce", "mCE"), ("mce_unnormalized", "mCE (unnorm.)"), ("fgsm", "FGSM acc"), ("pgd_linf", "PGD acc"),
-    ("shape_bias", "shape bias"), ("bg_gap", "BG-gap"), ("ood_auroc", "OOD AUROC"), ("ood_fpr95", "OOD FPR95"),
+    ("pgd_paper", "PGD acc, Singh et al.'s setting"), ("shape_bias", "shape bias"), ("bg_gap", "BG-gap"),
+    ("clutter_gap", "clutter gap"), ("ood_auroc", "OOD AUROC"), ("ood_fpr95", "OOD FPR95"),
 ]
+ATTACK_COLUMNS = ("fgsm", "pgd_linf", "pgd_paper")
 
 
 def _attack_value(metrics: Dict[str, Any], attack: str, eps_key: Optional[str]) -> Optional[float]:
@@ -59,9 +60,57 @@ def findings_records(findings: Sequence[Finding]) -> List[Dict[str, Any]]:
     return [f.record() for f in findings]
 
 
-def findings_section(findings: Sequence[Finding], confidence: float) -> List[Any]:
-    """The findings table, and above it the seed count with the verdicts' scope and how to read the table
-    (nothing when no claims ran)."""
+def probe_notes(rows: pd.DataFrame) -> List[str]:
+    """What each probe behind the findings measures on this run, one line each, read from the rows
+    (which background variants and which cue-conflict stimuli it has, the attack settings)."""
+    import json as _json
+
+    from ..robustness.adversarial import PAPER_PGD
+
+    if rows is None or rows.empty:
+        return []
+    probes = set(rows["probe"])
+    out = [f"Robustness is the share of clean accuracy a model keeps (accuracy under the corruptions or the attack / "
+           f"clean accuracy): every robustness verdict reads it. The absolute accuracy difference stands beside it "
+           f"(column 'absolute accuracy'), without a verdict. 'Much more vulnerable' means real models keep at least "
+           f"{MUCH} more of their clean accuracy."]
+    if "adversarial" in probes:
+        adv = rows[rows["probe"] == "adversarial"]
+        sweep = adv[adv["condition"] != "pgd_paper"]
+        steps = sorted({_json.loads(e).get("steps") for e in sweep.drop_duplicates("condition")["extra"]} - {None, 1})
+        out.append(f"Adversarial verdicts read PGD at Singh et al.'s setting: L-inf, eps 1/255, {PAPER_PGD['steps']} steps "
+                   f"of 2/255, random start (their evaluation script, run_attack.py; the attack_configs.py table beside "
+                   f"it lists L2 8/255 but is never read, and their published accuracies fit L-inf 1/255). The sweep "
+                   f"over bench.epsilons ({', '.join(map(str, steps)) or '–'} steps) is in the tables and the plot, "
+                   "without verdicts.")
+    if "corruptions" in probes:
+        n = rows[rows["probe"] == "corruptions"]["condition"].nunique()
+        out.append(f"Corruptions: accuracy over {n} corruptions at the run's severities (bench.severities).")
+    if "background" in probes:
+        conds = set(rows[rows["probe"] == "background"]["condition"])
+        if {"mixed_same", "mixed_rand"} <= conds:
+            out.append("Background: BG-gap = accuracy on ImageNet-9 mixed_same minus mixed_rand (the object on a "
+                       "background of its own class vs of another class): reliance on the background.")
+        else:
+            out.append("Background: this run's images are objects on black, so the probe pasted each object on clutter "
+                       "(tiled small images of its own class vs another class). The clutter gap measures distraction by "
+                       "that clutter, not background reliance: no model here could learn a background cue, so the "
+                       "background claim is not tested (give bench.options.imagenet9_root for BG-gap).")
+    if "shape-bias" in probes:
+        built = rows[rows["probe"] == "shape-bias"]["sample_id"].astype(str).str.contains("|", regex=False).any()
+        out.append("Shape bias: shape decisions / (shape + texture decisions) on "
+                   + ("stimuli built from the test split: one class's silhouette filled with another class's texture "
+                      "(the embedded stand-in for Geirhos et al.'s style-transferred images)." if built
+                      else "the cue-conflict stimuli of Geirhos et al. (16 categories; a 1000-class model's decision is "
+                           "model-vs-human's: softmax averaged per category)."))
+    if "calibration" in probes:
+        out.append("Calibration: ECE of the uncalibrated softmax confidence (bench.ece_bins equal-width bins).")
+    return out
+
+
+def findings_section(findings: Sequence[Finding], confidence: float, rows: Optional[pd.DataFrame] = None) -> List[Any]:
+    """The findings table, and above it the seed count with the verdicts' scope and how to read the table,
+    and below it what each probe measures (nothing when no claims ran)."""
     from .stats import MIN_SEEDS
 
     if not findings:
@@ -95,13 +144,22 @@ def findings_section(findings: Sequence[Finding], confidence: float) -> List[Any
         "them. p is the two-sided p-value of A − B at that boundary (p < "
         f"{alpha:.2g} exactly when the interval excludes it). {len(tested)} claims were tested; the Holm column applies "
         f"Holm's step-down to their p-values, which keeps the family-wise error rate across them at most {alpha:.2g}.")
-    return [Paragraph(scope), Paragraph(text, css="note"),
-            Table(FINDING_COLUMNS, [f.row() for f in findings], caption="The papers' findings, checked",
-                  css_cells=[f.css() for f in findings])]
+    notes = probe_notes(rows) if rows is not None else []
+    return ([Paragraph(scope), Paragraph(text, css="note"),
+             Table(columns(confidence), [f.row() for f in findings], caption="The papers' findings, checked",
+                   css_cells=[f.css() for f in findings])]
+            + ([Heading("What the probes measure", level=3)] + [Paragraph(n, css="note") for n in notes] if notes else []))
+
+
+def _drop_empty(cols: List[str], rows: List[List[Any]], keep: int = 2):
+    """``cols`` and ``rows`` without the columns (after the first ``keep``) that are empty in every row."""
+    empty = {"–", None}
+    idx = [i for i in range(len(cols)) if i < keep or any(r[i] not in empty for r in rows)]
+    return [cols[i] for i in idx], [[r[i] for i in idx] for r in rows]
 
 
 def main_table(summary: Dict[str, Dict], tags: pd.DataFrame) -> Table:
-    eps = {attack: _eps_key(summary, attack) for attack in ("fgsm", "pgd_linf")}
+    eps = {attack: _eps_key(summary, attack) for attack in ATTACK_COLUMNS}
     cols = ["model", "arm"] + [label + (f" @{eps[key]}" if eps.get(key) else "") for key, label in MAIN_COLUMNS]
     rows = []
     for _, t in tags.iterrows():
@@ -111,7 +169,23 @@ def main_table(summary: Dict[str, Dict], tags: pd.DataFrame) -> Table:
             value = _attack_value(m, key, eps[key]) if key in eps else m.get(key)
             row.append(None if value is None else round(float(value), 4))
         rows.append(row)
-    return Table(cols, rows, caption="Every model of the run (fractions; lower is better for ECE, mCE, BG-gap, FPR95)")
+    cols, rows = _drop_empty(cols, rows)
+    return Table(cols, rows, caption="Every model of the run (fractions; lower is better for ECE, mCE, BG-gap, clutter "
+                                     "gap, FPR95)")
+
+
+def attack_table(summary: Dict[str, Dict], tags: pd.DataFrame) -> Optional[Table]:
+    """Models x every attack and epsilon of the run (the sweep; the findings read ``pgd_paper``)."""
+    keys = sorted({k for m in summary.values() for k in m if "_acc@" in k and k.split("_acc@")[0] in
+                   ("fgsm", "pgd_linf", "pgd_l2", "autoattack", "pgd_paper")},
+                  key=lambda k: (k.split("_acc@")[0], eval_fraction(k.split("@", 1)[1])))
+    if not keys:
+        return None
+    rows = [[t["model"], t["arm"]] + [None if summary.get(t["model"], {}).get(k) is None
+                                      else round(float(summary[t["model"]][k]), 4) for k in keys]
+            for _, t in tags.iterrows()]
+    return Table(["model", "arm"] + [k.replace("_acc@", " @") for k in keys], rows,
+                 caption="Robust accuracy over the attack sweep (pgd_paper: Singh et al.'s setting, which the findings read)")
 
 
 def arm_table(summary: Dict[str, Dict], tags: pd.DataFrame, confidence: float) -> Optional[Table]:
@@ -121,7 +195,7 @@ def arm_table(summary: Dict[str, Dict], tags: pd.DataFrame, confidence: float) -
     if tags["seed"].nunique() < 2:
         return None
     keys = [("clean_acc", "clean acc"), ("ece", "ECE"), ("corruption_acc", "corruption acc"), ("shape_bias", "shape bias"),
-            ("bg_gap", "BG-gap"), ("ood_auroc", "OOD AUROC")]
+            ("bg_gap", "BG-gap"), ("clutter_gap", "clutter gap"), ("ood_auroc", "OOD AUROC")]
     rows = []
     for (arm, strategy), g in tags.groupby(["arm", tags["strategy"].fillna("")], sort=False):
         row: List[Any] = [arm, strategy or "–", len(g)]
@@ -130,8 +204,8 @@ def arm_table(summary: Dict[str, Dict], tags: pd.DataFrame, confidence: float) -
             vals = [v for v in vals if v is not None]
             row.append(format_ci(mean_ci(vals, confidence)) if vals else "–")
         rows.append(row)
-    return Table(["arm", "strategy", "seeds"] + [label for _, label in keys], rows,
-                 caption=f"Mean ± {int(confidence * 100)}% CI (Student t) over seeds")
+    cols, rows = _drop_empty(["arm", "strategy", "seeds"] + [label for _, label in keys], rows, keep=3)
+    return Table(cols, rows, caption=f"Mean ± {int(confidence * 100)}% CI (Student t) over seeds")
 
 
 def shape_bias_table(summary: Dict[str, Dict], tags: pd.DataFrame,
@@ -231,13 +305,16 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         + (f" Benchmarked on {', '.join(sorted(devices))}." if devices else "")))
 
     doc.add(Heading("Findings"))
-    for block in findings_section(findings, cfg.report.confidence):
+    for block in findings_section(findings, cfg.report.confidence, rows):
         doc.add(block)
 
     doc.add(Heading("Models"))
     class_names = _class_names(cfg) if any("shape_bias_per_class" in m for m in summary.values()) else None
     if len(tags):
         doc.add(main_table(summary, tags))
+        sweep = attack_table(summary, tags)
+        if sweep is not None:
+            doc.add(sweep)
         agg = arm_table(summary, tags, cfg.report.confidence)
         if agg is not None:
             doc.add(agg)

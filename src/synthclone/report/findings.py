@@ -27,6 +27,14 @@ Bonferroni over the candidates on the claim's side (seeds) — :func:`stats.sele
 Under identical arms the rate of "supported" stays at most (1 - confidence) / 2
 (``tests/test_findings_null.py``).
 
+Robustness has one operationalisation for every verdict: the share of clean accuracy a model keeps
+under the corruptions or the attack; the absolute accuracy difference is computed beside it by the
+same procedure (``Finding.secondary``) without a verdict. "Much more vulnerable" means at least
+:data:`MUCH` more of the share lost. Adversarial claims read PGD at Singh et al.'s setting (condition
+``pgd_paper``, :data:`synthclone.robustness.adversarial.PAPER_PGD`), not the epsilon sweep. BG-gap
+comes only from the ImageNet-9 folders (real backgrounds); built variants give a clutter gap and no
+background verdict.
+
 Each tested claim has the two-sided p-value of "A - B = θ0" (p < 1 - confidence exactly when the
 interval excludes θ0); :func:`adjust_holm` applies Holm's step-down across the claims of one report
 and gives ``verdict_holm`` beside the raw ``verdict``.
@@ -54,6 +62,7 @@ def _clean(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _mean_correct(rows: pd.DataFrame, probe: str, condition: Optional[str] = None, name: str = "v") -> pd.DataFrame:
+    """Per-sample mean correctness over ``probe``'s rows (of ``condition`` when given)."""
     p = rows[rows["probe"] == probe]
     if condition is not None:
         p = p[p["condition"] == condition]
@@ -105,11 +114,48 @@ def _bg_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Metric:
+    """A findings metric: ``table`` turns one model's rows into per-sample values, ``reduce`` those
+    values into one number; ``measures`` says what it measures in the report, ``missing`` what to
+    do when the run gave it no rows."""
+
     key: str
     label: str
     table: Callable[[pd.DataFrame], pd.DataFrame]
     reduce: Callable[[np.ndarray], float]
     higher_is_better: bool = True
+    measures: str = ""
+    missing: str = "its probe produced no rows for these models (bench.probes)"
+    # the same number from the table's column means (NaNs left out), on (..., columns) arrays, when
+    # ``reduce`` is such a function: the bootstrap then runs a block of draws at once
+    from_means: Optional[Callable[[np.ndarray], np.ndarray]] = None
+
+
+def _first(m: np.ndarray) -> np.ndarray:
+    return m[..., 0]
+
+
+def _ratio_of_means(m: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m[..., 0] > 0, m[..., 1] / m[..., 0], np.nan)
+
+
+def _shape_of_means(m: np.ndarray) -> np.ndarray:
+    total = m[..., 0] + m[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, m[..., 0] / total, np.nan)
+
+
+def _gap_of_means(m: np.ndarray) -> np.ndarray:
+    return m[..., 0] - m[..., 1]
+
+
+def column_means(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """NaN-skipping column means of ``values`` (n, c) over each row of resamples ``idx`` (m, n): (m, c)."""
+    present = ~np.isnan(values)
+    sums = np.where(present, values, 0.0)[idx].sum(axis=1)
+    counts = present[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -117,25 +163,52 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
+PGD_PAPER = "pgd_paper"   # the adversarial probe's condition at Singh et al.'s setting (robustness.adversarial.PAPER_PGD)
+_PGD_MISSING = ("the run has no PGD rows at Singh et al.'s setting (condition pgd_paper: L-inf, eps 1/255, 20 steps); "
+                "keep bench.options.paper_attack on (the default) and the adversarial probe in bench.probes")
+_CORR_MISSING = "the run has no corruption rows (the corruptions probe, bench.probes)"
+_BG_MISSING = ("BG-gap needs images with real backgrounds, the ImageNet-9 variants (bench.options.imagenet9_root); "
+               "variants built from objects on black measure distraction by pasted clutter (the clutter gap in the "
+               "table), not background reliance, so they give no background verdict")
+
+
 def make_metrics(ece_bins: int = 15) -> Dict[str, Metric]:
-    """The findings' metrics; ``ece_bins`` is the configured calibration bin count (``bench.ece_bins``)."""
+    """The findings' metrics; ``ece_bins`` is the configured calibration bin count (``bench.ece_bins``).
+
+    Robustness has one operationalisation for every verdict: the share of clean accuracy a model keeps
+    (``*_retained``: accuracy under the corruptions or the attack / clean accuracy). The absolute
+    accuracies (``corruption_acc``, ``pgd_acc``) are reported beside it, without a verdict. Adversarial
+    metrics read PGD at Singh et al.'s setting (``pgd_paper``); the epsilon sweep is in the tables and plots.
+    """
+    pgd = lambda r: _mean_correct(r, "adversarial", PGD_PAPER, name="pgd")  # noqa: E731
+    corr = lambda r: _mean_correct(r, "corruptions", name="corr")  # noqa: E731
     return {
-        "clean_acc": Metric("clean_acc", "clean accuracy", _clean, lambda v: float(v[:, 0].mean())),
-        "corruption_acc": Metric("corruption_acc", "accuracy under corruptions",
-                                 lambda r: _mean_correct(r, "corruptions", name="corr"), lambda v: float(v[:, 0].mean())),
-        "corruption_retained": Metric("corruption_retained", "corruption accuracy / clean accuracy",
-                                      lambda r: _joined(_clean(r), _mean_correct(r, "corruptions", name="corr")),
-                                      lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean())),
-        "pgd_acc": Metric("pgd_acc", "PGD (L-inf) robust accuracy, mean over the epsilon sweep",
-                          lambda r: _mean_correct(r, "adversarial", "pgd_linf", name="pgd"), lambda v: float(v[:, 0].mean())),
-        "pgd_retained": Metric("pgd_retained", "PGD robust accuracy / clean accuracy",
-                               lambda r: _joined(_clean(r), _mean_correct(r, "adversarial", "pgd_linf", name="pgd")),
-                               lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean())),
+        "clean_acc": Metric("clean_acc", "clean accuracy", _clean, lambda v: float(v[:, 0].mean()),
+                            measures="top-1 accuracy on the clean test split", from_means=_first),
+        "corruption_acc": Metric("corruption_acc", "accuracy under corruptions", corr, lambda v: float(v[:, 0].mean()),
+                                 measures="mean accuracy over every corruption and severity cell the model was scored on",
+                                 missing=_CORR_MISSING, from_means=_first),
+        "corruption_retained": Metric("corruption_retained", "share of clean accuracy kept under corruptions",
+                                      lambda r: _joined(_clean(r), corr(r)), lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean()),
+                                      measures="corruption accuracy / clean accuracy, on the samples both probes scored",
+                                      missing=_CORR_MISSING, from_means=_ratio_of_means),
+        "pgd_acc": Metric("pgd_acc", "PGD accuracy (L-inf, eps 1/255, 20 steps)", pgd, lambda v: float(v[:, 0].mean()),
+                          measures="accuracy under PGD at Singh et al.'s setting (L-inf, eps 1/255, 20 steps of 2/255, "
+                                   "random start)", missing=_PGD_MISSING, from_means=_first),
+        "pgd_retained": Metric("pgd_retained", "share of clean accuracy kept under PGD (L-inf, eps 1/255)",
+                               lambda r: _joined(_clean(r), pgd(r)), lambda v: _ratio(v[:, 1].mean(), v[:, 0].mean()),
+                               measures="PGD accuracy at Singh et al.'s setting / clean accuracy", missing=_PGD_MISSING,
+                               from_means=_ratio_of_means),
         "ece": Metric("ece", f"expected calibration error ({ece_bins} bins)", _ece_table, _ece_reducer(ece_bins),
-                      higher_is_better=False),
-        "shape_bias": Metric("shape_bias", "shape bias", _shape_table, _shape_reduce),
+                      higher_is_better=False,
+                      measures=f"ECE of the uncalibrated softmax confidence, {ece_bins} equal-width bins (bench.ece_bins)"),
+        "shape_bias": Metric("shape_bias", "shape bias", _shape_table, _shape_reduce,
+                             measures="shape decisions / (shape + texture decisions) on cue-conflict stimuli",
+                             from_means=_shape_of_means),
         "bg_gap": Metric("bg_gap", "BG-gap (mixed_same - mixed_rand)", _bg_table,
-                         lambda v: float(np.nanmean(v[:, 0]) - np.nanmean(v[:, 1])), higher_is_better=False),
+                         lambda v: float(np.nanmean(v[:, 0]) - np.nanmean(v[:, 1])), higher_is_better=False,
+                         measures="accuracy on ImageNet-9 mixed_same minus mixed_rand: reliance on the background",
+                         missing=_BG_MISSING, from_means=_gap_of_means),
     }
 
 
@@ -155,6 +228,7 @@ class Claim:
     b: Dict[str, str]
     kind: str = "greater"             # greater | noninferior | best-noninferior | spread
     margin: float = 0.0
+    secondary: Optional[str] = None   # a second metric reported beside the verdict (absolute accuracy)
 
     def null(self, metric: Metric) -> float:
         """The boundary θ0 the verdict and the p-value read A - B against."""
@@ -166,13 +240,17 @@ class Claim:
 HE = "He et al., ICLR 2023"
 SINGH = "Singh et al., CVPR-W 2024"
 
+MUCH = 0.05  # "much more vulnerable": at least 5 points more of the clean accuracy lost
+
 CLAIMS: List[Claim] = [
     Claim("clean-gap", "Synthetic clones trail real models in clean accuracy.", SINGH, "clean_acc",
           {"arm": "real"}, {"arm": "synthetic"}),
-    Claim("adversarial", "Synthetic clones are much more vulnerable to adversarial noise (less of their accuracy survives PGD).",
-          SINGH, "pgd_retained", {"arm": "real"}, {"arm": "synthetic"}),
-    Claim("corruptions", "Synthetic clones are much more vulnerable to common corruptions (less accuracy survives).",
-          SINGH, "corruption_retained", {"arm": "real"}, {"arm": "synthetic"}),
+    Claim("adversarial", f"Synthetic clones are much more vulnerable to adversarial noise: real models keep at least "
+          f"{MUCH} more of their clean accuracy under PGD.", SINGH, "pgd_retained", {"arm": "real"}, {"arm": "synthetic"},
+          margin=MUCH, secondary="pgd_acc"),
+    Claim("corruptions", f"Synthetic clones are much more vulnerable to common corruptions: real models keep at least "
+          f"{MUCH} more of their clean accuracy.", SINGH, "corruption_retained", {"arm": "real"}, {"arm": "synthetic"},
+          margin=MUCH, secondary="corruption_acc"),
     Claim("shape-match", "Some synthetic clone matches or beats the real model on shape bias (at most 0.05 lower).",
           SINGH, "shape_bias", {"arm": "synthetic"}, {"arm": "real"}, "best-noninferior", 0.05),
     Claim("background-match", "Some synthetic clone matches or beats the real model on background bias (BG-gap at most "
@@ -180,11 +258,13 @@ CLAIMS: List[Claim] = [
     Claim("calibration-match", "Some synthetic clone matches or beats the real model on calibration (ECE at most 0.02 "
           "higher).", SINGH, "ece", {"arm": "synthetic"}, {"arm": "real"}, "best-noninferior", 0.02),
     Claim("mixing-corruptions", "Mixing real and synthetic data improves corruption robustness over synthetic alone.",
-          SINGH, "corruption_acc", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}),
+          SINGH, "corruption_retained", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"},
+          secondary="corruption_acc"),
     Claim("mixing-adversarial", "Mixing real and synthetic data improves adversarial robustness over synthetic alone.",
-          SINGH, "pgd_acc", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}),
-    Claim("prompt-robustness", "The prompt strategy changes robustness (corruption accuracy of the two most different strategies).",
-          SINGH, "corruption_acc", {"arm": "synthetic"}, {"arm": "synthetic"}, "spread"),
+          SINGH, "pgd_retained", {"arm": "mixed"}, {"arm": "synthetic", "strategy": "@mixed"}, secondary="pgd_acc"),
+    Claim("prompt-robustness", "The prompt strategy changes robustness (the share of clean accuracy kept under "
+          "corruptions, the two most different strategies).", SINGH, "corruption_retained", {"arm": "synthetic"},
+          {"arm": "synthetic"}, "spread", secondary="corruption_acc"),
     Claim("classifier-tuning", "Synthetic data improves zero-shot classification through classifier tuning.", HE,
           "clean_acc", {"arm": "classifier-tuning"}, {"arm": "zero-shot"}),
     Claim("clip-filter", "The CLIP-confidence filter helps (filtered vs unfiltered synthetic data).", HE, "clean_acc",
@@ -214,6 +294,7 @@ class Finding:
     metric_label: str = ""
     scope: str = ""                   # "these models" (fewer than stats.MIN_SEEDS seeds) or "the data (N seeds)"
     n_seeds: int = 0                  # seeds at which every compared group has models
+    secondary: Optional[stats.Interval] = None   # A - B on claim.secondary, by the same procedure; no verdict
 
     def row(self) -> List[str]:
         return [
@@ -224,6 +305,7 @@ class Finding:
             "–" if self.a_value is None else f"{self.a_value:.3f}",
             "–" if self.b_value is None else f"{self.b_value:.3f}",
             stats.format_ci(self.estimate, 3) if self.estimate else "–",
+            stats.format_ci(self.secondary, 3) if self.secondary is not None and np.isfinite(self.secondary.estimate) else "–",
             "–" if self.p_value is None else _format_p(self.p_value),
             self.verdict,
             self.verdict_holm or self.verdict,
@@ -243,7 +325,9 @@ class Finding:
         return {"claim": self.claim.key, "text": self.claim.text, "paper": self.claim.paper, "metric": self.claim.metric,
                 "kind": self.claim.kind, "margin": self.claim.margin, "p_value": self.p_value, "p_holm": self.p_holm,
                 "verdict": self.verdict, "verdict_holm": self.verdict_holm, "a_value": self.a_value, "b_value": self.b_value,
-                "estimate": None if self.estimate is None else self.estimate.as_dict(), "a": self.a_models,
+                "estimate": None if self.estimate is None else self.estimate.as_dict(),
+                "secondary_metric": self.claim.secondary,
+                "secondary": None if self.secondary is None else self.secondary.as_dict(), "a": self.a_models,
                 "b": self.b_models, "scope": self.scope, "n_seeds": self.n_seeds, "note": self.note}
 
 
@@ -251,7 +335,13 @@ def _format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (95% CI)", "p", "verdict", "verdict (Holm)", "scope", "how"]
+COLUMNS = ["claim", "metric", "A", "B", "A value", "B value", "A − B (CI)", "absolute accuracy A − B (CI)", "p",
+           "verdict", "verdict (Holm)", "scope", "how"]
+
+
+def columns(confidence: float) -> List[str]:
+    """:data:`COLUMNS` with the interval's level in the headers (``A − B (95% CI)``)."""
+    return [c.replace("(CI)", f"({confidence:.0%} CI)") for c in COLUMNS]
 
 
 def _select(models: pd.DataFrame, sel: Dict[str, str], other: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -269,19 +359,27 @@ class Evaluator:
     """Evaluates claims over the run's rows (all models) and their tags."""
 
     def __init__(self, rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500, seed: int = 0,
-                 ece_bins: int = 15):
+                 ece_bins: int = 15, secondary: bool = True):
         self.metrics = make_metrics(ece_bins)
+        self.secondary = secondary  # compute claim.secondary beside the verdict (it never changes the verdict)
         self.rows = rows
         self.tags = tags  # columns: model, arm, seed, strategy
         self.confidence = confidence
         self.n_boot = n_boot
         self.seed = seed
         self._tables: Dict[Tuple[str, str], pd.DataFrame] = {}
+        self._by_model: Optional[Dict[str, pd.DataFrame]] = None
+
+    def model_rows(self, model: str) -> pd.DataFrame:
+        """The rows of one model (the rows are split by model once)."""
+        if self._by_model is None:
+            self._by_model = {k: g for k, g in self.rows.groupby("model", sort=False)} if len(self.rows) else {}
+        return self._by_model.get(model, self.rows.iloc[0:0])
 
     def table(self, model: str, metric: str) -> pd.DataFrame:
         key = (model, metric)
         if key not in self._tables:
-            self._tables[key] = self.metrics[metric].table(self.rows[self.rows["model"] == model])
+            self._tables[key] = self.metrics[metric].table(self.model_rows(model))
         return self._tables[key]
 
     def value(self, model: str, metric: str) -> float:
@@ -335,15 +433,25 @@ class Evaluator:
             return stats.Interval(float("nan"), float("nan"), float("nan"), 0, "no shared samples")
         arrays = {x: t.loc[ids].to_numpy(dtype=float) for x, t in tables.items()}
 
+        def combine(v: Dict[str, np.ndarray]) -> np.ndarray:
+            # group value: mean over seeds of the mean over the seed's models; then the contrasts (last axis)
+            g = [np.mean([np.mean([v[x] for x in at], axis=0) for at in group], axis=0) for group in groups]
+            return np.stack([np.asarray(g[i] - g[j], dtype=float) for i, j in pairs], axis=-1)
+
         def contrasts(idx: np.ndarray) -> np.ndarray:
-            v = {x: m.reduce(arrays[x][idx]) for x in names}
-            g = [np.mean([np.mean([v[x] for x in at]) for at in group]) for group in groups]
-            return np.array([g[i] - g[j] for i, j in pairs], dtype=float)
+            return combine({x: m.reduce(arrays[x][idx]) for x in names})
+
+        batch = None
+        if m.from_means is not None:
+            def batch(idx: np.ndarray) -> np.ndarray:  # (draws, n) resamples -> (draws, pairs)
+                return combine({x: m.from_means(column_means(arrays[x], idx)) for x in names})
 
         if len(pairs) == 1:
+            one = None if batch is None else (lambda idx: batch(idx)[:, 0])
             return stats.bootstrap_interval(lambda idx: float(contrasts(idx)[0]), len(ids), self.confidence, self.n_boot,
-                                            self.seed)
-        return stats.select_bootstrap_interval(contrasts, len(ids), self.confidence, self.n_boot, self.seed, pick)
+                                            self.seed, batch=one)
+        return stats.select_bootstrap_interval(contrasts, len(ids), self.confidence, self.n_boot, self.seed, pick,
+                                               batch=batch)
 
     def evaluate(self, claim: Claim) -> Finding:
         finding = self._evaluate(claim)
@@ -377,8 +485,7 @@ class Evaluator:
         cmp = self.compare(claim.metric, candidates + [b], [(i, k) for i in range(k)], pick)
         ci, a = cmp.ci, candidates[cmp.chosen]
         if not np.isfinite(ci.estimate):
-            return Finding(claim, "not run", note=f"'{claim.metric}' is undefined for these models: its probe produced no "
-                           "rows, or a denominator is zero (e.g. clean accuracy 0)",
+            return Finding(claim, "not run", note=self._undefined(claim.metric, candidates + [b]),
                            a_models=list(a["model"]), b_models=list(b["model"]))
         if claim.kind in ("noninferior", "best-noninferior"):
             verdict = stats.verdict_noninferior(ci, claim.margin, metric.higher_is_better)
@@ -386,8 +493,18 @@ class Evaluator:
         else:
             verdict = stats.verdict_greater(ci, claim.margin)
         note += ci.method
+        secondary = None
+        if claim.secondary and self.secondary:
+            secondary = self.compare(claim.secondary, candidates + [b], [(i, k) for i in range(k)], pick).ci
         return Finding(claim, verdict, ci, cmp.a_value, cmp.b_value, list(a["model"]), list(b["model"]), note,
-                       scope=cmp.scope, n_seeds=cmp.n_seeds)
+                       scope=cmp.scope, n_seeds=cmp.n_seeds, secondary=secondary)
+
+    def _undefined(self, metric: str, groups: Sequence[pd.DataFrame]) -> str:
+        """Why ``metric`` has no value for these groups: no rows (with the metric's hint), or a zero denominator."""
+        models = [m for g in groups for m in g["model"]]
+        if all(len(self.table(m, metric)) == 0 for m in models):
+            return f"'{metric}' has no rows: {self.metrics[metric].missing}"
+        return f"'{metric}' is undefined for these models: a denominator is zero (e.g. clean accuracy 0)"
 
     def _spread(self, claim: Claim, a: pd.DataFrame) -> Finding:
         """θ = the largest difference between two strategies' means; every ordered pair is a candidate."""
@@ -397,18 +514,19 @@ class Evaluator:
         means = {s: float(np.mean([self.value(m, claim.metric) for m in a[a["strategy"] == s]["model"]])) for s in strategies}
         strategies = [s for s in strategies if np.isfinite(means[s])]
         if len(strategies) < 2:
-            return Finding(claim, "not run", note=f"the probe behind '{claim.metric}' produced no rows for these models")
+            return Finding(claim, "not run", note=self._undefined(claim.metric, [a]))
         groups = [a[a["strategy"] == s] for s in strategies]
         pairs = [(i, j) for i in range(len(groups)) for j in range(len(groups)) if i != j]
         cmp = self.compare(claim.metric, groups, pairs)
         if not np.isfinite(cmp.ci.estimate):
             return Finding(claim, "not run", note=f"'{claim.metric}' is undefined for these models")
         hi, lo = pairs[cmp.chosen]
+        secondary = self.compare(claim.secondary, groups, pairs).ci if claim.secondary and self.secondary else None
         return Finding(claim, stats.verdict_greater(cmp.ci), cmp.ci, cmp.a_value, cmp.b_value, list(groups[hi]["model"]),
                        list(groups[lo]["model"]),
                        f"most vs least robust of {len(strategies)} strategies, the pick of the pair repeated inside the "
                        f"procedure (every bootstrap draw, or Bonferroni over the pairs with seeds); {cmp.ci.method}",
-                       scope=cmp.scope, n_seeds=cmp.n_seeds)
+                       scope=cmp.scope, n_seeds=cmp.n_seeds, secondary=secondary)
 
 
 @dataclass

@@ -91,14 +91,16 @@ def corruption_severity(rows: pd.DataFrame, models: Sequence[str], path: Path) -
 
 
 def robust_accuracy(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Optional[Path]:
-    """Robust accuracy vs epsilon, one panel per attack, one line per model."""
+    """Robust accuracy vs epsilon, one panel per attack, one line per model; the findings' attack
+    (``pgd_paper``, Singh et al.'s setting) as a star on the PGD L-inf panel (or a panel of its own)."""
     import json
 
     part = rows[(rows["probe"] == "adversarial") & rows["model"].isin(models)]
     if part.empty:
         return None
     plt = _plt()
-    attacks = sorted(set(part["condition"]))
+    paper = part[part["condition"] == "pgd_paper"]
+    attacks = sorted(set(part["condition"]) - {"pgd_paper"}) or ["pgd_paper"]
     fig, axes = plt.subplots(1, len(attacks), figsize=(4.6 * len(attacks), 4), squeeze=False)
     clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
     for ax, attack in zip(axes[0], attacks):
@@ -113,6 +115,14 @@ def robust_accuracy(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Op
             if len(c):
                 xs, ys = [0.0] + xs, [c["correct"].mean()] + ys
             ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+        if attack in ("pgd_linf", "pgd_paper"):
+            for color, model in zip(_colors(len(models)), models):
+                q = paper[paper["model"] == model]
+                if len(q):
+                    ax.plot([json.loads(q["extra"].iloc[0])["eps"]], [q["correct"].mean()], "*", ms=11, color=color,
+                            markeredgecolor="black")
+            if len(paper):
+                ax.plot([], [], "*", ms=11, color="white", markeredgecolor="black", label="Singh et al.'s PGD (findings)")
         ax.set_title(attack)
         ax.set_xlabel("epsilon")
         ax.set_ylabel("robust accuracy")

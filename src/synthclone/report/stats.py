@@ -87,21 +87,37 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, n, f"t over {n} seeds", confidence, sem=sem, df=n - 1)
 
 
+def _resampled(statistic: Callable[[np.ndarray], Any], batch: Optional[Callable[[np.ndarray], np.ndarray]],
+               rng: np.random.Generator, n_units: int, n_boot: int) -> np.ndarray:
+    """``statistic`` on ``n_boot`` resamples of ``range(n_units)``; with ``batch`` (the same statistic on an
+    (m, n_units) matrix of resamples, one result per row) a block of draws at a time. The resamples are
+    the same either way: one generator stream, row by row."""
+    if batch is None:
+        return np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)], dtype=float)
+    block = max(1, min(n_boot, 2 ** 22 // max(1, n_units)))  # at most ~32 MiB of indices at a time
+    out = []
+    for start in range(0, n_boot, block):
+        out.append(np.asarray(batch(rng.integers(0, n_units, (min(block, n_boot - start), n_units))), dtype=float))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def bootstrap_interval(
     statistic: Callable[[np.ndarray], float],
     n_units: int,
     confidence: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
+    batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> Interval:
     """Percentile bootstrap of ``statistic(index)`` where ``index`` resamples ``range(n_units)``.
 
     ``statistic`` receives an int array of unit indices (with repeats) and returns a float; passing
-    the same index to both groups inside it makes the bootstrap paired.
+    the same index to both groups inside it makes the bootstrap paired. ``batch``, when given, computes
+    the same statistic for a matrix of resamples at once (one per row), for speed; the draws are the same.
     """
     rng = np.random.default_rng(seed)
     estimate = float(statistic(np.arange(n_units)))
-    draws = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)], dtype=float)
+    draws = _resampled(statistic, batch, rng, n_units, n_boot)
     draws = np.sort(draws[np.isfinite(draws)])
     if len(draws) == 0:
         return Interval(estimate, math.nan, math.nan, n_units, "bootstrap")
@@ -118,6 +134,7 @@ def select_bootstrap_interval(
     n_boot: int = 1000,
     seed: int = 0,
     pick: int = 1,
+    batch: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> Interval:
     """Interval for ``θ = max_c δ_c`` (``pick=-1``: ``min_c δ_c``) where ``statistic(index)`` returns the
     vector ``d`` of the k candidate contrasts on the resampled units (paired: one index for every group).
@@ -127,12 +144,13 @@ def select_bootstrap_interval(
     ``low = max_c d_c - Q(max_c (d*_c - d_c), 1 - a/2)`` and
     ``high = max_c d_c + Q(max_c (d_c - d*_c), 1 - a/2)`` with ``a = 1 - confidence``.
     ``P(low > θ) <= P(max_c (d_c - δ_c) > Q) ≈ a/2`` however the candidates are correlated, and
-    ``P(high < θ) <= a/2`` likewise (the best true candidate alone gives it).
+    ``P(high < θ) <= a/2`` likewise (the best true candidate alone gives it). ``batch``: as in
+    :func:`bootstrap_interval`, returning (m, k).
     """
     rng = np.random.default_rng(seed)
     base = pick * np.asarray(statistic(np.arange(n_units)), dtype=float)
     estimate = float(np.max(base))
-    draws = pick * np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)], dtype=float) - base
+    draws = pick * _resampled(statistic, batch, rng, n_units, n_boot).reshape(n_boot, len(base)) - base
     draws = draws[np.isfinite(draws).all(axis=1)]
     k = len(base)
     if len(draws) == 0 or not np.isfinite(base).all():

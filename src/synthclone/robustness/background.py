@@ -1,5 +1,11 @@
 """``background``: accuracy with the object on other backgrounds; BG-gap = mixed_same - mixed_rand.
 
+BG-gap measures background reliance only where the images have real backgrounds: the ImageNet-9
+folders. Without them the probe builds its variants from the bench data, whose objects sit on
+black (Fashion-MNIST, the embedded generator): no model trained there could learn a background cue,
+so the built variants measure something else, distraction by pasted clutter, and say so in their
+names (``clutter_*``) and in ``summarize`` (``clutter_gap``, never ``bg_gap``).
+
 Full scale: the ImageNet-9 variants as folders ``<root>/<variant>/[val/]<NN_class>/<image>``
 (variants original, mixed_same, mixed_rand, only_fg, no_fg; Xiao et al. 2021). A 1000-class model is
 scored as Xiao et al. do: its 1000-way argmax mapped to the superclass holding it (backgrounds_challenge's
@@ -8,14 +14,17 @@ on the same images: ``background_limit`` ``<class>/<image>`` names are drawn onc
 that every variant holds (:func:`~.core.paired_ids`), so BG-gap is a paired difference; a variant
 lacking a file that another has is an error.
 
-Embedded world (Fashion-MNIST: products on black, so a background must be made): the object (its
-foreground mask, :mod:`.stimuli`) is pasted onto
+Built variants (objects on black, so a background must be made): the object (its foreground mask,
+:mod:`.stimuli`) is pasted onto
 
-* ``mixed_same``: a wallpaper of another image of the *same* class (half scale, tiled, shifted, dimmed);
-* ``mixed_rand``: the same kind of wallpaper from an image of a random *other* class;
+* ``clutter_same``: a wallpaper of another image of the *same* class (half scale, tiled, shifted, dimmed);
+* ``clutter_rand``: the same kind of wallpaper from an image of a random *other* class;
 * ``texture_bg``: a procedural texture (no class information);
-* ``no_fg``: the mixed_same wallpaper alone with the object's region blacked out (label: the class);
+* ``clutter_only``: the clutter_same wallpaper alone with the object's region blacked out (label: the class);
 * ``original``: the untouched image.
+
+clutter gap = clutter_same - clutter_rand: how much a wallpaper of small objects of another class
+pulls the decision away, compared with small objects of the object's own class.
 
 Rows: condition = variant; sample_id = the image's id, the same in every variant (``<class>/<image>``
 for the folders); extra = {"background_class": class of the wallpaper or -1}. The built variants are
@@ -77,10 +86,10 @@ def build_backgrounds(data, g: torch.Generator, index: Optional[torch.Tensor] = 
     none = torch.full((n,), -1)
     return {
         "original": (x, none),
-        "mixed_same": (composite(x, bg_same), same_cls),
-        "mixed_rand": (composite(x, bg_rand), rand_cls),
+        "clutter_same": (composite(x, bg_same), same_cls),
+        "clutter_rand": (composite(x, bg_rand), rand_cls),
         "texture_bg": (composite(x, textures), none),
-        "no_fg": (bg_same * (1 - mask), same_cls),
+        "clutter_only": (bg_same * (1 - mask), same_cls),
     }
 
 
@@ -122,7 +131,8 @@ def _in9_rows(model, settings: BenchSettings, workers: Optional[int]) -> pd.Data
 
 @PROBES.register("background")
 def background_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
-    """Object vs background reliance: mixed_same / mixed_rand / no_fg ... (ImageNet-9 folders or built).
+    """Background reliance on the ImageNet-9 folders (mixed_same / mixed_rand / ...), or distraction by
+    pasted clutter on variants built from the bench data (clutter_same / clutter_rand / ...).
 
     The folders are streamed. The built variants are made from ``background_limit`` images
     decoded once into memory, or, without a limit, from the whole set in blocks of ``batch_size``

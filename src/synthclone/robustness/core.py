@@ -76,6 +76,7 @@ class BenchSettings:
     pgd_random_start: bool = True
     adversarial_limit: Optional[int] = 500
     autoattack: bool = False
+    paper_attack: bool = True                 # also attack at Singh et al.'s setting (adversarial.PAPER_PGD): condition pgd_paper
     # shape bias
     cue_conflict_folder: Optional[str] = None
     shape_limit: Optional[int] = 2000

@@ -14,6 +14,10 @@ over every cell the model has (all corruptions).
 * a denominator that is not positive (a baseline with no error on a corruption) leaves that CE
   undefined: ``None``, with a line in ``corruption_notes``, and the mCE it would enter is ``None`` too.
 
+Background: ``bg_gap`` = mixed_same - mixed_rand accuracy on the ImageNet-9 folders (real
+backgrounds); on variants built from objects on black, ``clutter_gap`` = clutter_same - clutter_rand
+(distraction by pasted clutter, not background reliance); ``bg_acc_<variant>`` either way.
+
 Shape bias (Geirhos et al. 2019): ``shape_bias`` over all cue-conflict decisions, and per shape class
 (model-vs-human's per-category view) ``shape_bias_per_class`` (``None`` for a class with no shape or
 texture decision) with ``shape_decisions_per_class``, the weights that average them to ``shape_bias``.
@@ -171,8 +175,10 @@ def _background(rows: pd.DataFrame) -> Dict[str, Any]:
         return {}
     acc = part.groupby("condition")["correct"].mean()
     out: Dict[str, Any] = {f"bg_acc_{k}": _f(v) for k, v in acc.items()}
-    if "mixed_same" in acc and "mixed_rand" in acc:
+    if "mixed_same" in acc and "mixed_rand" in acc:   # ImageNet-9: real backgrounds
         out["bg_gap"] = _f(acc["mixed_same"] - acc["mixed_rand"])
+    if "clutter_same" in acc and "clutter_rand" in acc:  # built variants: pasted clutter, not backgrounds
+        out["clutter_gap"] = _f(acc["clutter_same"] - acc["clutter_rand"])
     return out
 
 
