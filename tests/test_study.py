@@ -91,3 +91,30 @@ def test_report_command_rebuilds(tiny_run, tmp_path, run_cli):
     assert (tmp_path / "again" / "index.html").is_file()
     code, _, err = run_cli("report", str(tmp_path))
     assert code == 2 and "not a run directory" in err
+
+
+def test_a_run_directory_moves_and_a_copy_reads_its_own_files(tiny_run, tmp_path, run_cli, monkeypatch):
+    """Issue 17 item 2: done.json records paths relative to the run directory, so a run can be moved
+    and reported from anywhere, and a copy reads its own rows, not the original's."""
+    import shutil
+
+    _, run_dir = tiny_run
+    for marker in run_dir.rglob("done.json"):
+        text = marker.read_text()
+        assert str(run_dir) not in text and str(run_dir.resolve()) not in text, marker
+    copy = tmp_path / "copied"
+    shutil.copytree(run_dir, copy)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    copy.rename(moved)                                  # the copy moves once more before it is read
+    for rows_file in moved.glob("bench-real_s0-*/rows.parquet"):  # every bench of it (other tests rerun some)
+        rows = pd.read_parquet(rows_file)
+        rows["correct"] = False                         # only the copy's rows say the real model is always wrong
+        rows.to_parquet(rows_file)
+    monkeypatch.chdir(tmp_path)                          # another working directory
+    code, _, err = run_cli("report", "elsewhere/moved", "--out", str(tmp_path / "rep"))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["real/s0"]["clean_acc"] == 0.0
+    original = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert original["real/s0"]["clean_acc"] > 0

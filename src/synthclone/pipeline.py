@@ -2,7 +2,9 @@
 
 A stage's folder is ``RUN_DIR/<stage>-<hash>``, the hash taken over the stage's config and the
 hashes of the stages it reads; ``done.json`` in it marks it finished, so a second run skips it and
-a killed run redoes only unfinished stages.
+a killed run redoes only unfinished stages. ``done.json`` records the paths inside the run relative
+to the run directory (``$RUN/...``), so a run directory can be moved or copied and reported from
+anywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +34,47 @@ def write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+RUN_PREFIX = "$RUN/"
+
+
+def record_paths(obj: Any, run_dir: Path) -> Any:
+    """``obj`` (a stage's outputs) with every existing path inside ``run_dir`` written relative to it,
+    as ``$RUN/<relative path>``: a run directory can then be moved or copied and read from anywhere,
+    and a copy reads its own files, not the original's (:func:`resolve_paths` turns them back).
+    Other values, and paths outside the run (shipped weights, the user's data), are kept."""
+    root = Path(run_dir).resolve()
+    if isinstance(obj, dict):
+        return {k: record_paths(v, run_dir) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [record_paths(v, run_dir) for v in obj]
+    if isinstance(obj, str) and obj and not obj.startswith(RUN_PREFIX) and os.sep in obj:
+        try:
+            # only what exists is a path: a model name such as real/s0 is not one
+            rel = Path(obj).resolve(strict=True).relative_to(root)
+        except (ValueError, OSError):
+            return obj
+        return RUN_PREFIX + rel.as_posix()
+    return obj
+
+
+def resolve_paths(obj: Any, run_dir: Path) -> Any:
+    """The inverse of :func:`record_paths`: ``$RUN/<path>`` becomes ``run_dir/<path>``."""
+    if isinstance(obj, dict):
+        return {k: resolve_paths(v, run_dir) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [resolve_paths(v, run_dir) for v in obj]
+    if isinstance(obj, str) and obj.startswith(RUN_PREFIX):
+        return str(Path(run_dir) / obj[len(RUN_PREFIX):])
+    return obj
+
+
+def read_done(marker: Path, run_dir: Path) -> Dict[str, Any]:
+    """A finished stage's ``done.json`` with its outputs' paths resolved against ``run_dir``."""
+    done = json.loads(marker.read_text())
+    done["outputs"] = resolve_paths(done.get("outputs", {}), run_dir)
+    return done
+
+
 @dataclass
 class Stage:
     """One cached step of the study."""
@@ -58,7 +101,7 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         hashes[stage.name] = folder.name
         marker = folder / "done.json"
         if marker.is_file():
-            done = json.loads(marker.read_text())
+            done = read_done(marker, run_dir)
             outputs[stage.name] = done["outputs"]
             timings.append({"stage": stage.name, "folder": folder.name, "seconds": done.get("seconds"), "cached": True})
             write_json(Path(run_dir) / "stages.json", timings)
@@ -69,8 +112,9 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         start = time.time()
         result = stage.fn(folder, {k: outputs[k] for k in stage.inputs})
         seconds = round(time.time() - start, 2)
-        write_json(marker, {"stage": stage.name, "seconds": seconds, "outputs": result})
-        outputs[stage.name] = result
+        recorded = record_paths(result, run_dir)
+        write_json(marker, {"stage": stage.name, "seconds": seconds, "outputs": recorded})
+        outputs[stage.name] = resolve_paths(recorded, run_dir)
         timings.append({"stage": stage.name, "folder": folder.name, "seconds": seconds, "cached": False})
         write_json(Path(run_dir) / "stages.json", timings)  # after each stage: the report stage reads it
         say(f"[{i}/{total}] {stage.name}: done in {seconds:.1f} s")

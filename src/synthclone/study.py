@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pipeline import Stage, write_json
+from .pipeline import Stage, read_done, write_json
 from .progress import say
 
 
@@ -391,7 +391,7 @@ def finished_outputs(cfg, run_dir: Path) -> Dict[str, Any]:
         hashes[stage.name] = folder.name
         marker = folder / "done.json"
         if marker.is_file():
-            outputs[stage.name] = json.loads(marker.read_text())["outputs"]
+            outputs[stage.name] = read_done(marker, Path(run_dir))["outputs"]
     return outputs
 
 
