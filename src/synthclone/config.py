@@ -84,12 +84,27 @@ class TrainConfig(Section):
 class BenchConfig(Section):
     probes: List[str] = Field(default_factory=lambda: ["all"])
     batch_size: int = Field(256, ge=1)
-    severities: List[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
-    epsilons: List[float] = Field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    severities: List[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], description="corruption severities, each 1 to 5")
+    epsilons: List[float] = Field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255], description="L-inf attack radii (> 0) in pixel units")
     ece_bins: int = Field(15, ge=1)
     seed: int = 0
     limit: Optional[int] = Field(None, ge=1, description="evaluate every probe on at most this many test images")
     options: Dict[str, Any] = Field(default_factory=dict, description="further robustness.BenchSettings fields, e.g. {pgd_steps: 5, attacks: [fgsm, pgd_linf]}")
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: List[int]) -> List[int]:
+        bad = [s for s in v if not 1 <= s <= 5]
+        if bad or not v:
+            raise ValueError(f"severities are 1 to 5 (at least one), not {bad or v}")
+        return v
+
+    @field_validator("epsilons")
+    @classmethod
+    def _epsilons(cls, v: List[float]) -> List[float]:
+        if any(e <= 0 for e in v):
+            raise ValueError(f"epsilons must be > 0, not {[e for e in v if e <= 0]}")
+        return v
 
 
 ARMS = [
@@ -145,8 +160,16 @@ class ReportConfig(Section):
 class RunConfig(Section):
     """The whole study: what ``synthclone run`` executes."""
 
-    name: str = "quickstart"
+    name: str = Field("quickstart", description="the study's name; its run directory is <out_dir>/<name>")
     out_dir: str = Field("runs", description="run directories are created under this folder")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # the name becomes a folder under out_dir: a path in it would put the run anywhere
+        if not v or v in (".", "..") or "/" in v or "\\" in v:
+            raise ValueError(f"{v!r} must be a plain folder name (no '/', not '..'); put paths in out_dir or --out")
+        return v
     device: str = Field("auto", description="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N; "
                                             "every stage runs there, and CUDA on a machine without one is an error")
     threads: Optional[int] = Field(None, ge=1)

@@ -469,6 +469,9 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     for f in cfg.generate.filter:
         FILTERS.get(f)
     resolve_probes(cfg.bench.probes)
+    from .robustness.core import check_bench_options
+
+    check_bench_options(cfg.bench.options)
     for m in plan_models(cfg):
         if m.regime:
             REGIMES.get(m.regime)

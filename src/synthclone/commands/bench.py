@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..device import add_device_argument
+from . import positive_int
 
 
 def add_arguments(parser) -> None:
@@ -34,9 +35,9 @@ def add_arguments(parser) -> None:
                         help="hold a split in memory when its decoded pixels take at most this many MiB (default 256; 0: stream)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--baseline", default=None, help="model normalising CE/mCE (run on the corruptions too)")
-    parser.add_argument("--limit", type=int, default=None, help="use at most N evaluation images in every probe")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use at most N evaluation images in every probe")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
     parser.add_argument("--label-map", default=None,
                         help="map the model's classes onto the data's: imagenet16, imagenet9 or a JSON file "
@@ -97,7 +98,9 @@ def _settings(args, data, val):
                       extra_sets=list(args.extra_set), corruption_folder=args.corruption_folder,
                       cue_conflict_folder=args.cue_conflict_folder, imagenet9_root=args.imagenet9_root,
                       ood_folders=list(args.ood_folder), label_groups=_label_groups(args.label_map, data.classes))
-    valid = {f.name for f in fields(BenchSettings)} - {"data", "val", "train", "model_name", "label_groups"}
+    from ..robustness.core import NOT_OPTIONS, check_bench_options
+
+    valid = {f.name for f in fields(BenchSettings)} - set(NOT_OPTIONS)
     for item in args.option:
         key, sep, raw = item.partition("=")
         if not sep or key not in valid:
@@ -106,6 +109,7 @@ def _settings(args, data, val):
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        check_bench_options({key: value}, "--option")
         setattr(s, key, value)
     return s
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ..errors import UserError
+from . import positive_int
 
 
 def add_arguments(parser) -> None:
@@ -28,12 +29,12 @@ def add_arguments(parser) -> None:
     add("--prompts", help="prompt strategy (see 'synthclone list prompts'); default template")
     add("--prompt-option", action="append", default=[], metavar="KEY=VALUE",
         help="option of the prompt strategy, e.g. template='a sketch of a {c}', captions=FILE, model=PATH (repeatable)")
-    add("--per-class", type=int, help="images per class (>= 1)")
+    add("--per-class", type=positive_int, help="images per class (>= 1)")
     add("--guidance", type=float, help="classifier-free guidance scale")
-    add("--steps", type=int, help="sampler steps")
+    add("--steps", type=positive_int, help="sampler steps")
     add("--scheduler", help="sampler: dpm or ddim")
     add("--seed", type=int, help="global seed; image seeds derive from (seed, class, index)")
-    add("--batch-size", type=int, help="generator batch size (does not change the images)")
+    add("--batch-size", type=positive_int, help="generator batch size (does not change the images)")
     add("--filter", action="append", metavar="NAME", help="filter (clip, dedup; repeatable or comma-separated; 'none' for no filter); default clip")
     add("--filter-option", action="append", default=[], metavar="FILTER.KEY=VALUE",
         help="filter option, e.g. clip.quota=100, clip.weights=PATH, dedup.max_distance=2 (repeatable)")

@@ -22,14 +22,18 @@ from pathlib import Path
 
 from ..device import add_device_argument
 from ..errors import UserError
+from . import positive_int
 from ..progress import say
 
 
 def _floats(text: str):
+    import argparse
+
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise UserError(f"--loss-weights {text!r} must be comma-separated numbers, e.g. 1,0.5") from None
+        # an argparse type error: argparse turns it into the one-line usage error (a UserError here escaped as a traceback)
+        raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated numbers, e.g. 1,0.5") from None
 
 
 def add_arguments(parser) -> None:
@@ -39,30 +43,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--regime", help="supervised | finetune | linear-probe | classifier-tuning | ssl | ssl-multipos | clip")
     parser.add_argument("--out", required=True, help="checkpoint directory to write (a killed run resumes from it)")
     parser.add_argument("--config", help="YAML config; its train: section gives defaults for the flags")
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--lr", type=float, help="peak learning rate (default: per regime)")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="auto (default): bf16 where the hardware has bf16 units")
     parser.add_argument("--optimizer", choices=["sgd", "adamw"])
     parser.add_argument("--warmup-epochs", type=float, default=0.5)
-    parser.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement")
-    parser.add_argument("--val-limit", type=int, help="validate on a fixed subset of this many validation images")
+    parser.add_argument("--patience", type=positive_int, help="early stopping: epochs without validation improvement")
+    parser.add_argument("--val-limit", type=positive_int, help="validate on a fixed subset of this many validation images")
     parser.add_argument("--loss-weights", type=_floats, help="loss weight per data part, e.g. 1,0.5 for real,synthetic")
     parser.add_argument("--init", help="finetune: the checkpoint to start from")
     parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
     parser.add_argument("--dataset", help="the real dataset behind 'real' and the val/test splits: a registered name or an "
                                           "ImageFolder path (default: data.dataset of --config, else fashion-mnist)")
-    parser.add_argument("--image-size", type=int, help="bring every image to this size (default: data.image_size, else "
+    parser.add_argument("--image-size", type=positive_int, help="bring every image to this size (default: data.image_size, else "
                                                        "the model's input size for timm/torchvision/open_clip, else the data's)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="regime option, e.g. tau=0.1, probe_epochs=5, temperature=2, probe_data=real")
     parser.add_argument("--test", action="store_true", help="after training, evaluate the selected checkpoint on the test split")
-    parser.add_argument("--test-limit", type=int)
+    parser.add_argument("--test-limit", type=positive_int)
     parser.add_argument("--ray", nargs="?", const="local", help="train on Ray Train workers ('local' or a Ray address)")
-    parser.add_argument("--workers", type=int, default=2, help="number of Ray workers with --ray")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="number of Ray workers with --ray")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format (GPUs)")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--sync-bn", action="store_true", default=None,
@@ -98,7 +102,9 @@ def run(args) -> int:
         torch.set_num_threads(threads)
     t = cfg.train
     regime = args.regime or t.regimes[0]
-    data = args.data or t.data
+    data = args.data if args.data is not None else t.data
+    if not str(data).strip():
+        raise UserError("--data is empty; give real, a store folder or a data spec such as real+STORE@0.5")
     dataset = args.dataset if args.dataset is not None else cfg.data.dataset
     if not dataset:
         raise UserError("--dataset is empty; give a registered dataset name or an ImageFolder path")

@@ -20,7 +20,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,55 @@ class BenchSettings:
         if self.data is None:
             raise UserError("no evaluation data given; pass --data fashion-mnist or an ImageFolder path")
         return take(self.data, _min(limit, self.limit), self.generator("subset", self.data.name))
+
+
+# BenchSettings fields a user sets (config bench.options, bench --option); the rest are the run's own
+NOT_OPTIONS = ("data", "val", "train", "model_name", "label_groups", "device")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (parsed YAML/JSON) has the type ``hint`` of a BenchSettings field."""
+    import typing
+
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin in (list, List):
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, list)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def check_bench_options(options: Dict[str, Any], where: str = "bench.options") -> None:
+    """Refuse unknown keys and values of the wrong type in user-set :class:`BenchSettings` fields (one
+    line naming the key and the valid ones), so a typo or ``pgd_steps: abc`` fails before anything runs."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(BenchSettings)
+    valid = sorted(f.name for f in dataclasses.fields(BenchSettings) if f.name not in NOT_OPTIONS)
+    for key, value in options.items():
+        if key not in valid:
+            raise UserError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        if not _fits(value, hints[key]):
+            raise UserError(f"{where}.{key} = {value!r} is not of type {_type_name(hints[key])}; fix the value")
+    for key in ("severities",):
+        bad = [v for v in options.get(key, []) if not 1 <= v <= 5] if isinstance(options.get(key), list) else []
+        if bad:
+            raise UserError(f"{where}.{key}: severities are 1 to 5, not {bad}")
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 def _min(a: Optional[int], b: Optional[int]) -> Optional[int]:

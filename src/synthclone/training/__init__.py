@@ -48,9 +48,15 @@ def train_model(regime: str, train_data, val_data, model: Optional[str], out_dir
     from ..data.mixing import TrainData, from_sets, load_train_data
     from ..device import resolve_device
     from .engine import Settings
-    from .regimes import DEFAULT_LR, DEFAULT_MODEL, Context
+    from ..errors import UserError
+    from .regimes import DEFAULT_LR, DEFAULT_MODEL, REGIME_OPTIONS, Context
 
     fn = REGIMES.get(regime)
+    valid = REGIME_OPTIONS.get(regime)  # a regime registered elsewhere checks its own options
+    unknown = sorted(set(options) - valid) if valid is not None else []
+    if unknown:
+        raise UserError(f"regime {regime} has no option {', '.join(map(repr, unknown))}; its options: "
+                        f"{', '.join(sorted(valid))} (data limits belong to the config's data section)")
     if isinstance(train_data, str):
         train = load_train_data(train_data, dataset=dataset, seed=seed, options=data_options)
     elif isinstance(train_data, ImageSet):

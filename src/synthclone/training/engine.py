@@ -90,6 +90,18 @@ class Settings:
         return d
 
 
+def _first_difference(theirs: Dict[str, Any], mine: Dict[str, Any], prefix: str = "") -> str:
+    """The first setting (dotted key, with both values) where two run fingerprints differ."""
+    for key in sorted(set(theirs) | set(mine)):
+        a, b = theirs.get(key), mine.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            return _first_difference(a, b, f"{prefix}{key}.")
+        return f"{prefix}{key} ({a!r} there, {b!r} asked)"
+    return "configuration"
+
+
 @dataclass
 class Batch:
     """One rank's slice of a global batch."""
@@ -415,11 +427,17 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
         mine = json.loads(json.dumps(fingerprint, default=str))
         theirs = {k: v for k, v in prior.get("fingerprint", {}).items() if k != "world_size"}  # older states had it
         if theirs != mine:
-            raise UserError(f"{out} holds a run with a different configuration; use a new --out directory or delete {state_dir}")
+            raise UserError(f"{out} holds a run with a different {_first_difference(theirs, mine)}; use a new --out "
+                            f"directory or delete {state_dir}")
         info = load_state_into(state_dir, task, opt)
         start_epoch, history = info["epochs_done"], info["history"]
         best_val, best_epoch, no_improve = info["best_val"], info["best_epoch"], info.get("no_improve", 0)
         if info.get("finished") and start_epoch >= settings.epochs:
+            # a finished run with another lr or patience would silently keep the old weights
+            for key, ran in (info.get("resumable") or {}).items():
+                if ran != getattr(settings, key):
+                    raise UserError(f"{out} finished with {key} {ran}; this asks {key} {getattr(settings, key)}, which "
+                                    "would change nothing there: use a new --out directory")
             say(f"[{task.name}] {out} already finished ({start_epoch} epochs); nothing to do")
         else:
             say(f"[{task.name}] resuming {out} after epoch {start_epoch}")
@@ -522,7 +540,8 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
                 save_checkpoint(task.model, out, training=summary)
             save_state(state_dir, task, opt, {"fingerprint": fingerprint, "epochs_done": epoch + 1, "history": history,
                                               "best_val": best_val, "best_epoch": best_epoch, "no_improve": no_improve,
-                                              "finished": finished})
+                                              "finished": finished,
+                                              "resumable": {"lr": settings.lr, "patience": settings.patience}})
             with open(out / "log.jsonl", "a") as fh:
                 fh.write(json.dumps({"task": task.name, **row}) + "\n")
             val_txt = f", val acc {val_acc:.4f}" if val_acc is not None else ""

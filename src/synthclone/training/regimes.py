@@ -68,6 +68,20 @@ class Context:
         return {"regime": self.regime, "model": self.model, "data_spec": self.train.spec, **extra}
 
 
+_AUGMENT = {"augment", "flip"}
+_SSL = _AUGMENT | {"proj_hidden", "proj_dim", "tau", "probe_data", "probe_epochs", "probe_lr"}
+# The options each built-in regime reads (train_model refuses any other, naming these).
+REGIME_OPTIONS: Dict[str, set] = {
+    "supervised": _AUGMENT | {"label_smoothing", "pretrained"},
+    "finetune": _AUGMENT | {"label_smoothing", "pretrained", "init"},
+    "linear-probe": _AUGMENT | {"pretrained"},
+    "classifier-tuning": _AUGMENT | {"templates", "clip_kwargs", "pretrained", "temperature", "soft_weight"},
+    "ssl": _SSL,
+    "ssl-multipos": _SSL,
+    "clip": _AUGMENT | {"text_encoder", "text_pretrained", "templates", "init_scale"},
+}
+
+
 def _params(*modules: nn.Module) -> List[nn.Parameter]:
     return [p for m in modules for p in m.parameters() if p.requires_grad]
 
