@@ -48,6 +48,8 @@ CASES = [
     ("bench-option-wrong-type", ["bench", "--model", "{out}", "--option", "pgd_steps=abc", "--out", "{out}"],
      "pgd_steps = 'abc' is not of type int"),
     ("run-name-is-a-path", ["run", "quickstart", "--dry-run", "--set", "name=../../../x"], "plain folder name"),
+    ("bench-hub-model-without-weights", ["bench", "--model", "timm:test_resnet", "--out", "{out}"],
+     "--random-weights"),
     ("bench-option-unknown", ["bench", "--model", "{out}", "--option", "foo=1", "--out", "{out}"], "KEY one of"),
 ]
 
@@ -92,3 +94,43 @@ def test_a_changed_setting_on_a_finished_checkpoint_is_an_error_naming_it(tmp_pa
     err = capsys.readouterr().err.strip()
     assert "batch_size (8 there, 4 asked)" in err and "\n" not in err
     assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest() == weights
+
+
+def _saved_checkpoint(folder):
+    import torch
+
+    from synthclone.models import load_any_model
+    from synthclone.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = load_any_model("resnet8", classes=[str(i) for i in range(10)])
+    save_checkpoint(model, folder)
+    return folder
+
+
+def test_checkpoint_metadata_is_data_not_a_call(tmp_path, capsys):
+    """Issue 17 item 6: a meta.json that asks timm to load a file it names is refused in one line;
+    wrong types in meta.json and a truncated weights file are one-line errors, not tracebacks."""
+    import json
+
+    from synthclone.cli import main
+
+    ckpt = _saved_checkpoint(tmp_path / "ckpt")
+    meta = json.loads((ckpt / "meta.json").read_text())
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes())
+    (evil / "meta.json").write_text(json.dumps({**meta, "recipe": {"type": "timm", "name": "resnet18", "kwargs": {
+        "checkpoint_path": str(tmp_path / "secret.pth"), "num_classes": 10}}}))
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes())
+    (wrong / "meta.json").write_text(json.dumps({**meta, "recipe": {**meta["recipe"], "kwargs": {"num_classes": "ten"}}}))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "meta.json").write_text((ckpt / "meta.json").read_text())
+    (cut / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes()[:100])
+    for folder, fragment in ((evil, "checkpoint_path"), (wrong, "does not describe a model"), (cut, "not a readable safetensors")):
+        code = main(["bench", "--model", str(folder), "--probes", "clean", "--limit", "8", "--out", str(tmp_path / "b")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and fragment in err, err

@@ -68,10 +68,12 @@ def test_bad_input_is_one_line_exit_2(run_cli, ckpt, tmp_path, case):
 @pytest.mark.slow
 def test_bench_all_on_tiny_timm_model(run_cli, tmp_path):
     out = tmp_path / "timm"
-    code, stdout, err = run_cli("bench", "--model", "timm:test_resnet", "--probes", "all", "--out", out, "--limit", "64",
+    code, stdout, err = run_cli("bench", "--model", "timm:test_resnet", "--random-weights", "--probes", "all", "--out", out,
+                                "--limit", "64",
                                 "--option", 'corruptions=["fog"]', "--option", "pgd_steps=2")
     assert code == 0, err
-    assert "timm:test_resnet" in json.loads((out / "summary.json").read_text())["models"]
+    doc = json.loads((out / "summary.json").read_text())
+    assert "timm:test_resnet" in doc["models"] and doc["random_weights"] == ["timm:test_resnet"]
 
 
 @pytest.mark.slow

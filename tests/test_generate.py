@@ -52,7 +52,7 @@ def test_generate_store_end_to_end_and_rerun_is_identical(tmp_path, run_cli):
 def test_bad_input_one_line_exit_2(tmp_path, run_cli):
     base = ["generate", "--classes", "Coat,Bag", "--filter", "none", *TINY]
     cases = [
-        (["--out", tmp_path / "a", "--per-class", "0"], "per_class"),
+        (["--out", tmp_path / "a", "--per-class", "0"], "per-class"),
         (["--out", tmp_path / "b", "--per-class", "2", "--prompts", "haiku"], "unknown prompt strategy 'haiku'"),
         (["--out", tmp_path / "c", "--per-class", "2", "--filter", "blur"], "unknown filter 'blur'"),
         (["--out", tmp_path / "f.txt" / "s", "--per-class", "2"], "not a writable folder"),

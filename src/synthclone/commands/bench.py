@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="benchmark timm/torchvision models with random weights (a smoke test; marked in the summary)")
     parser.add_argument("--label-map", default=None,
                         help="map the model's classes onto the data's: imagenet16, imagenet9 or a JSON file "
                              "{data class: [model class indices]}")
@@ -119,6 +121,11 @@ def _model_name(spec: str) -> str:
     return p.name if p.is_dir() else spec
 
 
+def _is_hub(spec: str) -> bool:
+    """A timm/torchvision model name (its weights come from the hub, not from a checkpoint folder)."""
+    return spec.startswith(("timm:", "torchvision:")) and not Path(spec).is_dir()
+
+
 def _load_model(spec: str, data, pretrained: bool):
     from ..models import load_any_model
 
@@ -162,6 +169,10 @@ def run(args) -> int:
     from ..device import resolve_device
 
     device = resolve_device(args.device)  # CUDA on a machine without it fails before anything loads
+    hub = [m for m in list(args.model) + ([args.baseline] if args.baseline else []) if _is_hub(m)]
+    if hub and not (args.pretrained or args.random_weights):
+        raise UserError(f"{hub[0]} has no weights without --pretrained; pass --pretrained (downloads, or the local "
+                        "cache) or --random-weights (a smoke test with random weights)")
     probes = resolve_probes(args.probes)  # unknown probe names fail before anything loads
     wanted = next((c for c in map(model_data_config, args.model) if c), None) or {}
     size = args.image_size or wanted.get("size")
@@ -206,12 +217,16 @@ def run(args) -> int:
     doc = {"models": summary, "baseline": baseline_name, "probes": probes, "data": args.data,
            "evaluation_images": len(settings.evaluation_set()), "seconds": seconds, "total_seconds": total,
            "skipped_unreadable": sorted(set(data.skipped) | set(val.skipped)),
-           "settings": settings_doc, "label_map": args.label_map, "hardware": hardware}
+           "settings": settings_doc, "label_map": args.label_map, "hardware": hardware,
+           "random_weights": [_model_name(m) for m in hub] if args.random_weights and not args.pretrained else []}
     _write_atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=2, default=str)))
     if "calibration" in probes and not args.no_plots:
         from ..robustness.calibration import plot_reliability
 
         plot_reliability(rows, out / "plots", settings.ece_bins)
     print(format_table({k: v for k, v in summary.items()}))
+    if doc["random_weights"]:
+        say(f"[bench] note: {', '.join(doc['random_weights'])} ran with random weights (--random-weights); "
+            "their numbers say nothing about the pretrained model")
     say(f"[bench] {len(rows):,} rows in {total:.0f} s -> {out / 'rows.parquet'}, {out / 'summary.json'}")
     return 0

@@ -47,10 +47,34 @@ def get_recipe(model: nn.Module) -> Dict[str, Any]:
     return recipe
 
 
+# The recipe kwargs synthclone writes for hub models, and a few architecture settings of timm's
+# create_model. A checkpoint folder is data, not a call: anything else (checkpoint_path,
+# pretrained_cfg_overlay, cache_dir, ...) would make opening someone's folder load files it names.
+HUB_RECIPE_KWARGS = {
+    "timm": {"classes", "num_classes", "in_chans", "input_size", "class_map", "pretrained",
+             "drop_rate", "drop_path_rate", "global_pool"},
+    "torchvision": {"classes", "num_classes", "input_size", "class_map", "pretrained"},
+}
+
+
 def build_from_recipe(recipe: Dict[str, Any]) -> nn.Module:
-    """The architecture a recipe describes, with fresh (random or zero) weights; no download."""
+    """The architecture a recipe describes, with fresh (random or zero) weights; no download.
+
+    Only the recipe fields synthclone writes are read; a hub model's recipe with other keyword
+    arguments (:data:`HUB_RECIPE_KWARGS`) is refused with a :class:`UserError`.
+    """
+    if not isinstance(recipe, dict):
+        raise UserError(f"checkpoint recipe must be a JSON object, not {type(recipe).__name__}")
     kind = recipe.get("type")
-    kwargs = dict(recipe.get("kwargs") or {})
+    kwargs = recipe.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise UserError(f"checkpoint recipe kwargs must be a JSON object, not {type(kwargs).__name__}")
+    kwargs = dict(kwargs)
+    if kind in HUB_RECIPE_KWARGS:
+        unknown = sorted(set(kwargs) - HUB_RECIPE_KWARGS[kind])
+        if unknown:
+            raise UserError(f"checkpoint recipe for {kind}:{recipe.get('name')} has keyword arguments synthclone never "
+                            f"writes ({', '.join(unknown)}); refusing to pass them to {kind} (a checkpoint is data, not a call)")
     if kind == "registered":
         from . import create_model
 
@@ -166,7 +190,13 @@ def load_state(module: nn.Module, path: str | Path, excluded: tuple = ()) -> Non
     """Load a safetensors file into ``module``; every key must match except ``excluded`` prefixes."""
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the checkpoint folder is incomplete (re-save or re-train it)") from None
+    except Exception as exc:  # safetensors' own error for a truncated or foreign file
+        raise UserError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); the file is "
+                        "truncated or not a checkpoint: re-save or re-train it") from None
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
@@ -185,7 +215,13 @@ def load_checkpoint(ckpt_dir: str | Path) -> Classifier:
     """
     d = Path(ckpt_dir)
     meta = read_meta(d)
-    model = build_from_recipe(meta["recipe"])
+    try:
+        model = build_from_recipe(meta["recipe"])
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign meta.json
+        raise UserError(f"{d / META} does not describe a model this synthclone can rebuild "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}); re-save the checkpoint") from None
     load_state(model, d / WEIGHTS, tuple(meta.get("excluded") or ()))
     if meta.get("spec") and isinstance(getattr(model, "spec", None), ModelSpec):
         spec = dict(meta["spec"])
