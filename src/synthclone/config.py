@@ -305,8 +305,6 @@ def write_resolved(cfg: BaseModel, run_dir: str | Path, name: str = "config.yaml
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     doc = {"_provenance": provenance(), **json.loads(cfg.model_dump_json())}
-    path = run_dir / name
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)
-    return path
+    from .paths import atomic_write_text
+
+    return atomic_write_text(run_dir / name, yaml.safe_dump(doc, sort_keys=False))

@@ -28,10 +28,9 @@ def stable_hash(obj: Any) -> str:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+    from .paths import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 RUN_PREFIX = "$RUN/"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UserError
-from .paths import cache_dir, data_dirs
+from .paths import atomic_write, atomic_write_text, cache_dir, data_dirs
 
 DEBIAN_PACKAGE = "wordnet-base"
 HOW_TO_GET = f"install it with 'apt-get install {DEBIAN_PACKAGE}', or set WNHOME to a WordNet 3.0 folder holding dict/"
@@ -74,14 +74,10 @@ def _prepared_root() -> Path:
         copy = root / f.name
         # nltk refuses symlinks whose targets leave the root, so the files are copied (once, atomically).
         if f.is_file() and not copy.is_file():
-            tmp = root / f".{f.name}.{os.getpid()}"
-            shutil.copyfile(f, tmp)
-            tmp.replace(copy)
+            atomic_write(copy, lambda p, f=f: shutil.copyfile(f, p))
     lex = root / "lexnames"
     if not lex.is_file():
-        tmp = root / f".lexnames.{os.getpid()}"
-        tmp.write_text(_lexnames_from_manpage())
-        tmp.replace(lex)
+        atomic_write_text(lex, _lexnames_from_manpage())
     return root
 
 

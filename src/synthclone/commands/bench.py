@@ -8,7 +8,6 @@ settings) and ``<out>/plots/`` (reliability diagrams), and prints a table.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -134,9 +133,9 @@ def _load_model(spec: str, data, pretrained: bool):
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    from ..paths import atomic_write
+
+    atomic_write(path, write)
 
 
 HEADLINE = ["clean_acc", "ece", "ts_ece", "nll", "corruption_acc", "mce_unnormalized", "corruption_mce",

@@ -123,11 +123,9 @@ def run(args) -> int:
 
 
 def _write(path: Path, text: str) -> None:
-    import os
+    from ..paths import atomic_write_text
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _command_line() -> str:

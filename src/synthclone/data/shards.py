@@ -68,17 +68,14 @@ def write_tar(path: str | Path, members: Iterable[Tuple[str, bytes]]) -> None:
     Headers carry no clock or user (see the module doc), so equal members give equal bytes. The
     tar is streamed to the temp file, never held in memory whole.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    from ..paths import atomic_write
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for name, data in members:
                 tar.addfile(_info(name, len(data)), io.BytesIO(data))
-        os.replace(tmp, path)  # no fsync: rename is atomic against killed processes, which is what resume needs
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def _scan_ustar(fd: int) -> Optional[Dict[str, Tuple[int, int]]]:

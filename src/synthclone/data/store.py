@@ -126,12 +126,9 @@ def slot_id(safe_class: str, index: int) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)  # no fsync: rename is atomic against killed processes, which is what resume needs
-    os.replace(tmp, path)
+    from ..paths import atomic_write
+
+    atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:

@@ -15,7 +15,6 @@ and unconditional halves in ONE forward pass, (6) convert to uint8.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -51,19 +50,16 @@ def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], 
     """Write ``unet``'s weights to ``path`` (.safetensors) and its config to the ``.json`` beside it, atomically."""
     from safetensors.torch import save_file
 
+    from ..paths import atomic_write, atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().cpu() for k, v in unet.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata={"format": "pt", "model": "synthclone-embedded-unet"})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped weights must be readable by every user
-    os.replace(tmp, path)
+    # safetensors writes 0600; shipped weights must be readable by every user
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt", "model": "synthclone-embedded-unet"}),
+                 mode=0o644)
     meta = {"unet": unet.config, "schedule": schedule.config(), "text_encoder": "all-MiniLM-L6-v2",
             "image_shape": [unet.config["in_channels"], 28, 28], **(extra or {})}
-    mpath = path.with_suffix(".json")
-    tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, mpath)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
     return path
 
 

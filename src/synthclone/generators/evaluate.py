@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -160,11 +159,9 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: Sequence[st
         for j, img in enumerate(imgs):
             tile = Image.fromarray(img[0].numpy() if img.shape[0] == 1 else img.float().mean(0).byte().numpy())
             grid.paste(tile.resize((w * scale, h * scale), Image.NEAREST), (label_w + j * w * scale, c * h * scale))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    grid.save(tmp)
-    os.replace(tmp, path)
-    return path
+    from ..paths import atomic_write
+
+    return atomic_write(path, lambda p: grid.save(p, format="PNG"))
 
 
 def _real_classifier(out: Path, seed: int):
@@ -245,9 +242,9 @@ def evaluate_generator(generator: Optional[str] = None, clip: Optional[str] = No
                                                                                   scheduler=scheduler).items()}
     metrics["wall_time_s"] = round(time.time() - t0, 1)
     metrics["threads"] = torch.get_num_threads()
-    tmp = out / f".metrics.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    from ..paths import atomic_write_text
+
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -71,9 +71,9 @@ def _lr(cfg: GeneratorTrainConfig, step: int) -> float:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from ..paths import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _save_checkpoint(out: Path, step: int, model: UNet, ema: UNet, opt: torch.optim.AdamW, cfg: GeneratorTrainConfig,

@@ -10,7 +10,6 @@ the tensors; nothing in the directory is executed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -125,9 +124,9 @@ def _excluded(model: nn.Module) -> tuple:
 
 
 def _write_atomic(path: Path, writer) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    writer(tmp)
-    tmp.replace(path)
+    from ..paths import atomic_write
+
+    atomic_write(path, writer)
 
 
 def save_checkpoint(model: nn.Module, out_dir: str | Path, training: Optional[Dict[str, Any]] = None,

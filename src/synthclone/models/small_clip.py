@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -176,17 +175,15 @@ def save_small_clip(clip: SmallClip, path: Union[str, Path], extra: Optional[dic
     """Weights to ``path`` (.safetensors) and config to the ``.json`` beside it, both written atomically."""
     from safetensors.torch import save_file
 
+    from ..paths import atomic_write, atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().float().contiguous() for k, v in clip.state_dict().items()}, str(tmp),
-              metadata={"format": "pt", "model": "synthclone-small-clip"})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped weights must be readable by every user
-    os.replace(tmp, path)
-    meta = path.with_suffix(".json")
-    tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": clip.config, **(extra or {})}, indent=2, sort_keys=True))
-    os.replace(tmp, meta)
+    state = {k: v.detach().float().contiguous() for k, v in clip.state_dict().items()}
+    # safetensors writes 0600; shipped weights must be readable by every user
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt", "model": "synthclone-small-clip"}),
+                 mode=0o644)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"model": clip.config, **(extra or {})}, indent=2,
+                                                            sort_keys=True))
     return path
 
 

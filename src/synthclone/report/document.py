@@ -145,9 +145,7 @@ def write(doc: Document, folder: str | Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in (("index.html", to_html(doc)), ("report.md", to_markdown(doc, folder))):
-        path = folder / name
-        tmp = folder / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        paths.append(path)
+        from ..paths import atomic_write_text
+
+        paths.append(atomic_write_text(folder / name, text))
     return paths[0], paths[1]

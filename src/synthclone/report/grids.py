@@ -67,12 +67,9 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, classes: List[str], p
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
     """Save atomically, without metadata (so equal images give equal bytes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    from ..paths import atomic_write
+
+    return atomic_write(path, lambda p: img.save(p, format="PNG"))
 
 
 def png_data_uri(path_or_img) -> str:

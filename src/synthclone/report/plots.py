@@ -19,12 +19,12 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+    from ..paths import atomic_write
+
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", metadata={"Software": None}))
+    finally:
+        _plt().close(fig)
 
 
 def _colors(n: int):

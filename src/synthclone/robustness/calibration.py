@@ -92,9 +92,9 @@ def plot_reliability(rows: pd.DataFrame, out_dir, n_bins: int = 15) -> list:
         fig.tight_layout()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(model_name))
         path = out_dir / f"reliability_{safe}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=100)
+        from ..paths import atomic_write
+
+        atomic_write(path, lambda p: fig.savefig(p, dpi=100))
         plt.close(fig)
-        tmp.replace(path)
         written.append(path)
     return written

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -262,9 +261,9 @@ def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: Dict[str, torch.Te
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+    from ..paths import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def save_state(state_dir: Path, task: Task, opt: torch.optim.Optimizer, info: Dict[str, Any]) -> None:
@@ -286,9 +285,9 @@ def save_state(state_dir: Path, task: Task, opt: torch.optim.Optimizer, info: Di
     # a new weights file per epoch, then the JSON that points at it replaced atomically: a kill at
     # any moment leaves either the old pair or the new pair, never a mix
     name = f"state-{info['epochs_done']}.safetensors"
-    tmp = state_dir / f".{name}.tmp{os.getpid()}"
-    save_file(tensors, str(tmp))
-    tmp.replace(state_dir / name)
+    from ..paths import atomic_write
+
+    atomic_write(state_dir / name, lambda p: save_file(tensors, str(p)))
     _atomic_json(state_dir / "state.json", {**info, "weights": name, "optimizer": opt_rest})
     for old in state_dir.glob("state-*.safetensors"):
         if old.name != name:
