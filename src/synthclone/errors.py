@@ -24,7 +24,3 @@ class MissingExtraError(UserError):
 
     def __reduce__(self):  # rebuilt from its own fields (it comes back pickled from Ray workers)
         return (type(self), (self.package, self.extra, self.what))
-
-
-class NotLandedError(UserError):
-    """A subcommand whose implementation has not landed yet."""

@@ -65,12 +65,6 @@ class TrainData:
     def classes(self) -> List[str]:
         return self.data.classes
 
-    @property
-    def is_synthetic(self) -> torch.Tensor:
-        """bool (N,): true for samples from a synthetic store."""
-        synth = torch.tensor([not p.startswith("real") for p in self.parts])
-        return synth[self.source]
-
     def part_indices(self, i: int) -> torch.Tensor:
         return torch.nonzero(self.source == i).flatten()
 

@@ -24,8 +24,6 @@ def list_models():
 
 from . import resnet  # noqa: E402,F401  (registers the embedded nets)
 
-PREFIXES = ("timm:", "torchvision:", "open_clip:")
-
 
 def clip_classifier(tower, classes, templates=None, trainable_head: bool = False, tower_recipe=None, name="small_clip"):
     """A CLIP-like ``tower`` (``encode_image``, ``zero_shot_head``, ``logit_scale``) as a zero-shot

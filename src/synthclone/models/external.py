@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -566,15 +566,3 @@ def open_clip_model(spec: str, classes=None, pretrained=None, templates=None, tr
     recipe = {"type": "open_clip_tower", "name": name, "pretrained": weights}
     label = spec if spec.startswith("open_clip:") else f"open_clip:{spec}"
     return clip_classifier(tower, list(classes), templates, trainable_head, recipe, name=label)
-
-
-def class_map_from_names(source: Sequence[str], target: Dict[str, Sequence[str]]) -> Dict[str, List[int]]:
-    """``{target: [source names]}`` -> ``{target: [source indices]}`` for :class:`LabelMap`."""
-    index = {n: i for i, n in enumerate(source)}
-    out = {}
-    for t, names in target.items():
-        missing = [n for n in names if n not in index]
-        if missing:
-            raise UserError(f"class map for {t!r}: {missing[:3]} are not among the model's classes")
-        out[t] = [index[n] for n in names]
-    return out
