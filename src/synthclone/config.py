@@ -8,6 +8,7 @@ the git SHA into a run directory.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import subprocess
@@ -272,6 +273,16 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]
         key, value = parse_override(text)
         _set_path(tree, key, value)
     return validate(tree, schema)
+
+
+@functools.lru_cache(maxsize=None)
+def file_provenance(schema: Optional[str] = None) -> Dict[str, Any]:
+    """What every file synthclone writes carries about its origin: the schema it follows (e.g.
+    ``synthclone.rows/1``), the package version and the git commit. No clock, so equal content
+    still gives equal bytes."""
+    from . import __version__
+
+    return {"schema": schema, "synthclone_version": __version__, "git_sha": git_sha()}
 
 
 def git_sha(cwd: Optional[Path] = None) -> Optional[str]:

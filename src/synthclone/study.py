@@ -304,7 +304,9 @@ def _bench_fn(cfg, m: ArmModel):
         else:
             model = load_any_model(inputs[f"train-{m.name}"]["checkpoint"])
         rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
-        write_table(rows, folder / "rows.parquet")
+        from .robustness import ROWS_SCHEMA
+
+        write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA)
         return {"rows": str(folder / "rows.parquet"), "seconds": rows.attrs.get("seconds", {}), "tags": m.tags(),
                 "hardware": rows.attrs.get("device")}
 

@@ -211,13 +211,18 @@ def run(args) -> int:
     total = round(time.time() - start, 1)
     summary = summarize(rows, baseline=baseline_name, n_bins=settings.ece_bins)
 
-    _write_atomic(out / "rows.parquet", lambda p: rows.to_parquet(p, index=False))
+    from ..config import file_provenance
+    from ..data.store import write_table
+    from ..robustness import ROWS_SCHEMA
+
+    write_table(rows, out / "rows.parquet", schema=ROWS_SCHEMA)
     settings_doc = {k: v for k, v in vars(settings).items() if k not in ("data", "val", "train", "label_groups")}
     doc = {"models": summary, "baseline": baseline_name, "probes": probes, "data": args.data,
            "evaluation_images": len(settings.evaluation_set()), "seconds": seconds, "total_seconds": total,
            "skipped_unreadable": sorted(set(data.skipped) | set(val.skipped)),
            "settings": settings_doc, "label_map": args.label_map, "hardware": hardware,
-           "random_weights": [_model_name(m) for m in hub] if args.random_weights and not args.pretrained else []}
+           "random_weights": [_model_name(m) for m in hub] if args.random_weights and not args.pretrained else [],
+           "provenance": file_provenance("synthclone.bench-summary/1")}
     _write_atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=2, default=str)))
     if "calibration" in probes and not args.no_plots:
         from ..robustness.calibration import plot_reliability

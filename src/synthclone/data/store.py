@@ -63,6 +63,7 @@ from .shards import TAR_SEP, TarPixels, member_key, write_tar
 STORE_VERSION = 1
 STORE_JSON = "store.json"
 MANIFEST = "manifest.parquet"
+MANIFEST_SCHEMA = "synthclone.manifest/1"  # the columns of COLUMNS, in Parquet metadata
 KEPT_DIR = "images"
 REJECTED_DIR = "rejected"
 SHARDS_DIR = "shards"
@@ -144,11 +145,13 @@ def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_table(rows: List[Dict[str, Any]] | "Any", path: Path, columns: Optional[Sequence[str]] = None) -> None:
+def write_table(rows: List[Dict[str, Any]] | "Any", path: Path, columns: Optional[Sequence[str]] = None,
+                schema: Optional[str] = None) -> None:
     """Write rows (dicts or a DataFrame) to Parquet atomically (temp file + rename), deterministically.
 
     ``columns`` selects and orders the columns (the manifest passes :data:`COLUMNS`); by default a
-    DataFrame keeps its own columns.
+    DataFrame keeps its own columns. The file's key-value metadata ``synthclone`` holds
+    :func:`~synthclone.config.file_provenance` of ``schema`` (read it back with :func:`table_provenance`).
     """
     import pandas as pd
     import pyarrow as pa
@@ -159,9 +162,28 @@ def write_table(rows: List[Dict[str, Any]] | "Any", path: Path, columns: Optiona
         df = df[list(columns)]
     df = df.reset_index(drop=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
+    from ..config import file_provenance
+
+    meta = dict(table.schema.metadata or {})
+    meta[b"synthclone"] = json.dumps(file_provenance(schema), sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     atomic_write_bytes(path, buf.getvalue().to_pybytes())
+
+
+def _provenance(schema: str) -> Dict[str, Any]:
+    from ..config import file_provenance
+
+    return file_provenance(schema)
+
+
+def table_provenance(path: Path) -> Dict[str, Any]:
+    """The ``synthclone`` metadata of a Parquet file :func:`write_table` wrote ({} for other files)."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(b"synthclone")
+    return json.loads(raw) if raw else {}
 
 
 def read_table(path: Path):
@@ -335,6 +357,7 @@ def open_store(plan: StorePlan) -> int:
                 "per_class": plan.per_class,
                 "layout": plan.layout,
                 "identity": plan.identity,
+                "provenance": _provenance("synthclone.store/1"),
             }
             atomic_write_bytes(meta_path, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
         probe = root / SHARDS_DIR / f".write-test.tmp{os.getpid()}"
@@ -406,7 +429,7 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
         })
     if plan.layout == "tar":  # the whole shard in one tar, renamed into place before its manifest part
         write_tar(plan.tar_path(shard), _tar_members(members, rows_out))
-    write_table(rows_out, plan.shard_path(shard), COLUMNS)
+    write_table(rows_out, plan.shard_path(shard), COLUMNS, MANIFEST_SCHEMA)
     return len(index)
 
 
@@ -470,7 +493,7 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
             if not plan.tar_path(s).is_file():
                 raise UserError(f"store {root} lost {SHARDS_DIR}/{s.name}.tar; "
                                 f"delete {SHARDS_DIR}/{s.name}.parquet and run generate again")
-        write_table(df, root / MANIFEST, COLUMNS)
+        write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA)
         return df
     paths = []
     for row, kept in zip(df.itertuples(index=False), keep):
@@ -485,7 +508,7 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
             raise UserError(f"store {root} lost image {rel}; delete shards/{row.shard}.parquet and run generate again")
         paths.append(rel)
     df["path"] = paths
-    write_table(df, root / MANIFEST, COLUMNS)
+    write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA)
     return df
 
 

@@ -287,7 +287,9 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         tag_rows.append(m.tags())
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     tags = pd.DataFrame(tag_rows, columns=["model", "arm", "seed", "strategy", "regime"])
-    write_table(rows, folder / "rows.parquet")
+    from ..robustness import ROWS_SCHEMA
+
+    write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA)
     real = tags[tags["arm"] == "real"]["model"]
     baseline = real.iloc[0] if len(real) else None
     summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}

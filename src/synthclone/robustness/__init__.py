@@ -57,6 +57,7 @@ from ..device import device_record, module_device, resolve_device, synchronize
 from ..registry import Registry
 
 PROBES: Registry = Registry("probe")
+ROWS_SCHEMA = "synthclone.rows/1"  # the row schema above; in every rows.parquet's metadata (docs/rows.md)
 
 from . import adversarial, background, calibration, clean, context, corruptions, ood, shape_bias  # noqa: E402,F401  (register)
 from .core import COLUMNS, BenchSettings, ModelAdapter, finalize  # noqa: E402
