@@ -118,3 +118,26 @@ def test_a_run_directory_moves_and_a_copy_reads_its_own_files(tiny_run, tmp_path
     assert summary["real/s0"]["clean_acc"] == 0.0
     original = json.loads((run_dir / "report" / "summary.json").read_text())
     assert original["real/s0"]["clean_acc"] > 0
+
+
+def test_few_shot_arms_use_the_real_images_the_guided_store_was_made_from():
+    """Issue 16 item 1 (no leak): for every training seed, the few-shot arms' k real images per class
+    are the ones real-guided generation drew (with generate.seed), so the guided arm sees no real
+    image its baseline does not."""
+    from synthclone.config import validate
+    from synthclone.data import load_dataset
+    from synthclone.data.mixing import load_train_data, parse_spec
+    from synthclone.study import _train_data, plan_models
+
+    tree = {**TINY, "train": {**TINY["train"], "seeds": [0, 1, 2]}, "generate": {**TINY["generate"], "seed": 5}}
+    cfg = validate(tree)
+    generated_from = set(load_dataset("fashion-mnist", split="train").per_class(2, seed=5).ids)  # as generation draws
+    arms = {m.name: m for m in plan_models(cfg)}
+    for s in (0, 1, 2):
+        real = arms[f"few-shot-real/s{s}"]
+        ids = set(load_train_data(real.data, dataset="fashion-mnist", seed=s).data.ids)
+        assert ids == generated_from, s
+        guided = _train_data(cfg, arms[f"few-shot-guided/s{s}"], {"generate-guided": {"store": "STORE"}})
+        (term, opts), _ = parse_spec(guided)[0][0], None
+        assert term == "real" and opts == {"k": 2, "seed": 5}
+        assert arms[f"pretrain-finetune:template/s{s}"].data == real.data

@@ -122,7 +122,6 @@ def plan_models(cfg) -> List[ArmModel]:
     arms = set(cfg.study.arms)
     strategies = list(cfg.generate.prompts)
     first = strategies[0]
-    k = cfg.study.few_shot_k
     out: List[ArmModel] = []
     for seed in cfg.train.seeds:
         s = f"/s{seed}"
@@ -152,13 +151,13 @@ def plan_models(cfg) -> List[ArmModel]:
                                 ("store", _gen_stage_name(first), True), [_gen_stage_name(first)]))
         if "few-shot-real" in arms or "few-shot-guided" in arms or "pretrain-finetune" in arms:
             out.append(ArmModel(f"few-shot-real{s}", "few-shot-real", seed, regime="supervised",
-                                data=f"real:k={k}", epochs=cfg.study.few_shot_epochs))
+                                data=_few_shot_spec(cfg), epochs=cfg.study.few_shot_epochs))
         if "few-shot-guided" in arms:
             out.append(ArmModel(f"few-shot-guided{s}", "few-shot-guided", seed, first, "supervised",
                                 ("few-shot-mix", FEW_SHOT_STAGE, 0.5), [FEW_SHOT_STAGE], epochs=cfg.study.few_shot_epochs))
         if "pretrain-finetune" in arms:
             out.append(ArmModel(f"pretrain-finetune:{first}{s}", "pretrain-finetune", seed, first, "finetune",
-                                data=f"real:k={k}", options={"init_model": f"synthetic:{first}{s}"},
+                                data=_few_shot_spec(cfg), options={"init_model": f"synthetic:{first}{s}"},
                                 epochs=cfg.study.few_shot_epochs))
     return out
 
@@ -194,6 +193,14 @@ def _val_set(cfg):
     return limit_val(val, cfg.data.val_limit, seed=0)
 
 
+def _few_shot_spec(cfg) -> str:
+    """The few-shot arms' real images: the k per class the real-guided store was generated from
+    (drawn with ``generate.seed``, as generation draws them), whatever the training seed, so the
+    guided arm never sees real images its baseline does not (issue 16: with the training seed the
+    guided arm saw 2k distinct real images per class for seeds other than the generation seed)."""
+    return f"real:k={cfg.study.few_shot_k},seed={cfg.generate.seed}"
+
+
 def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     """The training data of ``m``: a spec string, or an ImageSet for the unfiltered store."""
     from .data.mixing import STORE_OPTIONS
@@ -211,7 +218,7 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
     if kind == "mix":
         return f"{_real_spec(cfg)}+{store}@{arg}"
     if kind == "few-shot-mix":
-        return f"real:k={cfg.study.few_shot_k}+{store}@{arg}"
+        return f"{_few_shot_spec(cfg)}+{store}@{arg}"
     raise ValueError(kind)
 
 

@@ -3,13 +3,14 @@
 Real-guided (few-shot) generation: ``shots = k`` real images per class are taken from the dataset's
 ``train`` split with ``ImageSet.per_class(k, seed)``; image ``j`` of class ``c`` starts from real
 image ``j mod k`` of that class, noised to ``strength`` and denoised with the class prompt (img2img).
-The strength rule, when not given::
-
-    strength(k) = clip(0.9 - 0.1 * log2(k), 0.5, 0.9)   # k=1: 0.9, 2: 0.8, 4: 0.7, 8: 0.6, >=16: 0.5
-
-With one shot the generator must add most of the variety (high strength, far from the source);
-with more shots the real images already vary, so less noise keeps the synthetic set closer to the
-real distribution. Each manifest row records ``source_id`` and ``strength``.
+The strength, when not given, is He et al.'s real-guidance schedule (:data:`REAL_GUIDANCE_STRENGTH`):
+their released generation code (CVMI-Lab/SyntheticData, ``src/glide/glide_fsl.py`` with the README's
+``refer_img_iters`` of 50, 40, 35, 20, 15 for 1, 2, 4, 8, 16 shots) noises the real image to step
+``refer_img_iters`` of 100 and denoises from there, i.e. strength 0.5, 0.4, 0.35, 0.2, 0.15. A shot
+count between the listed ones takes the value of the next smaller one (more shots, less noise);
+more than 16 shots take 0.15. With one shot the generator must add most of the variety; with more
+shots the real images already vary, so less noise keeps the synthetic set closer to them. Each
+manifest row records ``source_id`` and ``strength``.
 
 The device (``generate_store(..., device="cuda:0")``, resolved once by the command) goes into the
 generator's options and into the options of filters that take one. It is *not* part of a store's
@@ -27,7 +28,6 @@ to set them explicitly.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,11 +76,15 @@ def filter_specs_for(names: Sequence[str], filter_options: dict, device: str) ->
     return specs
 
 
+# shots -> img2img strength of He et al.'s real guidance (refer_img_iters / 100 steps; see the module doc)
+REAL_GUIDANCE_STRENGTH = {1: 0.5, 2: 0.4, 4: 0.35, 8: 0.2, 16: 0.15}
+
+
 def strength_for_shots(k: int) -> float:
-    """img2img strength for ``k`` real images per class (see the module doc); in [0.5, 0.9]."""
+    """img2img strength for ``k`` real images per class: He et al.'s schedule (the module doc)."""
     if k < 1:
         raise UserError(f"shots must be >= 1 for real-guided generation, got {k}")
-    return round(min(0.9, max(0.5, 0.9 - 0.1 * math.log2(k))), 4)
+    return REAL_GUIDANCE_STRENGTH[max(s for s in REAL_GUIDANCE_STRENGTH if s <= k)]
 
 
 @dataclass
