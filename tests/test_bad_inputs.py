@@ -47,6 +47,8 @@ CASES = [
      "epsilons must be > 0"),
     ("bench-option-wrong-type", ["bench", "--model", "{out}", "--option", "pgd_steps=abc", "--out", "{out}"],
      "pgd_steps = 'abc' is not of type int"),
+    ("run-dry-guided-store-without-a-denoising-step", ["run", "imagenet100-sd", "--dry-run", "--set",
+                                                       "generate.strength=null", "--out", "{out}"], "real-guided store"),
     ("run-name-is-a-path", ["run", "quickstart", "--dry-run", "--set", "name=../../../x"], "plain folder name"),
     ("bench-hub-model-without-weights", ["bench", "--model", "timm:test_resnet", "--out", "{out}"],
      "--random-weights"),

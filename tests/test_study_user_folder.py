@@ -43,7 +43,7 @@ def user_run(tmp_path_factory, tiny_pipeline):  # noqa: F811
         "name": "digits-folder",
         "data": {"dataset": str(data), "val_limit": 60},
         "generate": {"generator": "diffusers", "model": str(tiny_pipeline), "filter": ["clip"],
-                     "prompts": ["template"], "per_class": 4, "steps": 2, "guidance": 2.0, "scheduler": "ddim",
+                     "prompts": ["template"], "per_class": 4, "steps": 3, "guidance": 2.0, "scheduler": "ddim",
                      "batch_size": 8, "shard_size": 8},
         "clip": {"model": "small_clip:tiny"},
         "train": {"epochs": 1, "batch_size": 32},

@@ -481,6 +481,17 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     from .robustness.core import check_bench_options
 
     check_bench_options(cfg.bench.options)
+    if cfg.generate.generator == "diffusers" and "few-shot-guided" in cfg.study.arms:
+        # the real-guided store is image-to-image: settings that give no denoising step fail now, not hours in
+        from .distributed.generation import strength_for_shots
+        from .generators.diffusers_backend import check_img2img
+
+        strength = cfg.generate.strength if cfg.generate.strength is not None else strength_for_shots(cfg.study.few_shot_k)
+        try:
+            check_img2img(cfg.generate.steps, strength)
+        except UserError as exc:
+            raise UserError(f"the real-guided store (study.few_shot_k {cfg.study.few_shot_k}, strength {strength}): "
+                            f"{exc}; or set generate.strength") from None
     for m in plan_models(cfg):
         if m.regime:
             REGIMES.get(m.regime)

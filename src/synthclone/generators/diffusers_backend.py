@@ -121,6 +121,20 @@ def denoising_steps(steps: int, strength: float) -> int:
     return min(int(int(steps) * float(strength)), int(steps))
 
 
+def check_img2img(steps: int, strength: Optional[float]) -> None:
+    """Refuse image-to-image settings that cannot make an image: ``int(steps * strength) < 1`` gives
+    zero denoising steps (diffusers would fail mid-run). Nothing to check without a strength."""
+    if strength is None:
+        return
+    if float(strength) <= 0:
+        raise UserError(f"strength {strength} gives no denoising step in diffusers image-to-image; "
+                        "use a strength above 0")
+    if denoising_steps(steps, strength) < 1:
+        need = math.ceil(1 / float(strength) - 1e-9)
+        raise UserError(f"steps {steps} x strength {strength} = {steps * strength:g} < 1 denoising step; "
+                        f"raise steps to at least {need} (generate.steps / --steps) or raise the strength")
+
+
 class DiffusersGenerator:
     """``gen(prompts, seeds, guidance=7.5, steps=25, scheduler="default", init_images=None, strength=None,
     batch_size=8) -> GeneratorOutput`` with uint8 RGB images (N, 3, H, W) and, when the pipeline has a
@@ -260,17 +274,8 @@ class DiffusersGenerator:
         return (3, int(self.height or default), int(self.width or default))
 
     def check_settings(self, steps: int, strength: Optional[float] = None) -> None:
-        """Refuse settings that cannot make an image, before any work: image-to-image with
-        ``int(steps * strength) < 1`` gives zero denoising steps (diffusers would fail mid-run)."""
-        if strength is None:
-            return
-        if float(strength) <= 0:
-            raise UserError(f"strength {strength} gives no denoising step in diffusers image-to-image; "
-                            "use a strength above 0")
-        if denoising_steps(steps, strength) < 1:
-            need = math.ceil(1 / float(strength) - 1e-9)
-            raise UserError(f"steps {steps} x strength {strength} = {steps * strength:g} < 1 denoising step; "
-                            f"raise steps to at least {need} (generate.steps / --steps) or raise the strength")
+        """Refuse settings that cannot make an image, before any work (:func:`check_img2img`)."""
+        check_img2img(steps, strength)
 
     def _set_scheduler(self, scheduler: str) -> None:
         if scheduler not in SCHEDULER_CLASSES:
