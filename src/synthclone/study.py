@@ -483,10 +483,10 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     check_bench_options(cfg.bench.options)
     if cfg.generate.generator == "diffusers" and "few-shot-guided" in cfg.study.arms:
         # the real-guided store is image-to-image: settings that give no denoising step fail now, not hours in
-        from .distributed.generation import strength_for_shots
+        from .distributed.generation import guided_strength
         from .generators.diffusers_backend import check_img2img
 
-        strength = cfg.generate.strength if cfg.generate.strength is not None else strength_for_shots(cfg.study.few_shot_k)
+        strength = guided_strength(cfg.generate.strength, cfg.study.few_shot_k)
         try:
             check_img2img(cfg.generate.steps, strength)
         except UserError as exc:

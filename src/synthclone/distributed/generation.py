@@ -87,6 +87,11 @@ def strength_for_shots(k: int) -> float:
     return REAL_GUIDANCE_STRENGTH[max(s for s in REAL_GUIDANCE_STRENGTH if s <= k)]
 
 
+def guided_strength(strength: Optional[float], shots: int) -> float:
+    """The strength real-guided generation uses: the configured one, else :func:`strength_for_shots`."""
+    return strength if strength is not None else strength_for_shots(shots)
+
+
 @dataclass
 class GenerateSummary:
     """What a ``generate`` run did."""
@@ -199,7 +204,7 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
             few = data.per_class(cfg.shots, seed=cfg.seed)
         except ValueError as exc:
             raise UserError(f"shots={cfg.shots}: {exc}; use fewer shots") from None
-        strength = cfg.strength if cfg.strength is not None else strength_for_shots(cfg.shots)
+        strength = guided_strength(cfg.strength, cfg.shots)
         init = few.take(torch.arange(len(few)))
         shape = getattr(generator, "image_shape", None)
         if shape is not None:  # the init images at the generator's own resolution and channels
