@@ -22,7 +22,7 @@ CASES = [
     ("train-empty-dataset", ["train", "--dataset", "", "--epochs", "1", "--out", "{out}"], "--dataset is empty"),
     ("train-unknown-option", ["train", "--option", "train_limit=600", "--epochs", "1", "--out", "{out}"],
      "has no option 'train_limit'"),
-    ("train-option-without-value", ["train", "--option", "tau", "--out", "{out}"], "key=value"),
+    ("train-option-without-value", ["train", "--option", "tau", "--out", "{out}"], "KEY=VALUE"),
     ("train-loss-weights-words", ["train", "--loss-weights", "a,b", "--out", "{out}"], "comma-separated numbers"),
     ("train-unknown-regime-option", ["train", "--regime", "ssl", "--option", "temperature=2", "--epochs", "1",
                                      "--out", "{out}"], "has no option 'temperature'"),
@@ -52,7 +52,25 @@ CASES = [
     ("run-name-is-a-path", ["run", "quickstart", "--dry-run", "--set", "name=../../../x"], "plain folder name"),
     ("bench-hub-model-without-weights", ["bench", "--model", "timm:test_resnet", "--out", "{out}"],
      "--random-weights"),
-    ("bench-option-unknown", ["bench", "--model", "{out}", "--option", "foo=1", "--out", "{out}"], "KEY one of"),
+    ("bench-option-unknown", ["bench", "--model", "{out}", "--option", "foo=1", "--out", "{out}"], "unknown key 'foo'"),
+    # --out that cannot become a folder: refused before any model loads, the file in its way untouched
+    ("train-out-is-a-file", ["train", "--epochs", "1", "--out", "{out}/keep.txt"], "is a file, not a folder"),
+    ("train-out-under-a-file", ["train", "--epochs", "1", "--out", "{out}/keep.txt/sub"], "not a writable folder"),
+    ("bench-out-is-a-file", ["bench", "--model", "{out}", "--out", "{out}/keep.txt"], "is a file, not a folder"),
+    ("run-out-is-a-file", ["run", "quickstart", "--out", "{out}/keep.txt"], "is a file, not a folder"),
+    # one override grammar: --set on every subcommand with settings, checked by the typed config
+    ("train-set-unknown-key", ["train", "--set", "train.epochz=2", "--out", "{out}"], "unknown config key 'train.epochz'"),
+    ("train-set-bad-optimizer", ["train", "--set", "train.optimizer=lbfgs", "--out", "{out}"], "train.optimizer"),
+    ("train-set-without-value", ["train", "--set", "train.epochs", "--out", "{out}"], "section.key=value"),
+    ("train-set-warmup-negative", ["train", "--set", "train.warmup_epochs=-1", "--out", "{out}"], "train.warmup_epochs"),
+    ("bench-set-unknown-probe", ["bench", "--model", "{out}", "--set", "bench.probes=[nope]", "--out", "{out}"], "nope"),
+    ("bench-config-missing", ["bench", "--model", "{out}", "--config", "nope.yaml", "--out", "{out}"], "does not exist"),
+    ("bench-workers-negative", ["bench", "--model", "{out}", "--workers", "-1", "--out", "{out}"], "--workers"),
+    ("generate-set-unknown-key", ["generate", "--set", "generate.per_klass=3", "--out", "{out}"], "per_klass"),
+    ("run-dry-train-options", ["run", "quickstart", "--dry-run", "--set", "train.options.tau=0.1"], "train.options"),
+    ("run-two-configs", ["run", "quickstart", "--config", "quickstart", "--dry-run"], "two configs"),
+    ("run-dry-no-report-format", ["run", "quickstart", "--dry-run", "--set", "report.formats=[]"], "report.formats"),
+    ("report-set-outside-report", ["report", "{out}", "--set", "train.epochs=2"], "only report.*"),
 ]
 
 

@@ -68,6 +68,10 @@ def test_second_run_reuses_every_stage(tiny_run):
     assert stages and all(s["cached"] for s in stages)
     after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.parquet")}
     assert before == after  # nothing rewritten
+    log = (run_dir / "run.log").read_text().splitlines()  # both runs, though -q kept stderr quiet
+    assert sum("synthclone_version" in line for line in log) == 2
+    assert any(line.endswith("report: cached") and line[:4].isdigit() for line in log)  # with the time
+    assert any("DEBUG" in line and "stage report: folder report-" in line for line in log)
 
 
 def test_changed_setting_reruns_only_what_depends_on_it(tiny_run, tmp_path):
@@ -89,6 +93,9 @@ def test_report_command_rebuilds(tiny_run, tmp_path, run_cli):
     code, out, err = run_cli("report", str(run_dir), "--out", str(tmp_path / "again"))
     assert code == 0, err
     assert (tmp_path / "again" / "index.html").is_file()
+    code, out, err = run_cli("report", str(run_dir), "--out", str(tmp_path / "md"), "--set", "report.formats=[md]")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "md").glob("*.*")] == ["report.md"]  # report.formats is honoured
     code, _, err = run_cli("report", str(tmp_path))
     assert code == 2 and "not a run directory" in err
 

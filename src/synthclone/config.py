@@ -76,6 +76,10 @@ class TrainConfig(Section):
     seeds: List[int] = Field(default_factory=lambda: [0])
     regimes: List[str] = Field(default_factory=lambda: ["supervised"])
     mix_ratio: float = Field(0.5, ge=0, le=1, description="share of synthetic images per batch in mixed training")
+    optimizer: Optional[Literal["sgd", "adamw"]] = Field(None, description="None: the regime's own (SGD with momentum for supervised training, AdamW for the CLIP and SSL regimes)")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear learning-rate warm-up before the cosine decay, in epochs")
+    patience: Optional[int] = Field(None, ge=1, description="early stopping: epochs without validation improvement (None: train every epoch)")
+    options: Dict[str, Any] = Field(default_factory=dict, description="regime options of 'synthclone train' (tau, temperature, probe_epochs, ...; 'synthclone list regimes'); a study sets each arm's own, so 'synthclone run' refuses them")
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 autocast where the CPU/GPU has native bf16 (AMX, AVX-512 BF16, CUDA bf16), else fp32; fp16 (CUDA only) trains with a GradScaler")
     channels_last: bool = Field(False, description="channels-last memory format for model and batches (faster convolutions on GPUs with tensor cores)")
     compile: bool = Field(False, description="torch.compile the model (nn.Module.compile; the first steps compile, later ones run faster)")
@@ -153,7 +157,7 @@ class ClipConfig(Section):
 
 
 class ReportConfig(Section):
-    formats: List[Literal["html", "md"]] = Field(default_factory=lambda: ["html", "md"])
+    formats: List[Literal["html", "md"]] = Field(default_factory=lambda: ["html", "md"], min_length=1, description="html: RUN_DIR/report/index.html (figures inline), md: report.md with the figures as PNG files beside it")
     confidence: float = Field(0.95, gt=0, lt=1)
     guidance_grid: List[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0, 5.0, 7.5], description="guidance scales of the sample grids")
 
@@ -266,13 +270,37 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
     return tree
 
 
-def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]] = None, schema: type[BaseModel] = RunConfig):
-    """Defaults <- YAML file <- ``--set`` overrides, validated into ``schema``."""
-    tree: Dict[str, Any] = read_yaml(path) if path else {}
+def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]] = None,
+                schema: type[BaseModel] = RunConfig, flags: Optional[Dict[str, Any]] = None):
+    """Defaults <- YAML file <- ``--set`` overrides <- flags, validated into ``schema`` (see :func:`merge`)."""
+    return merge(read_yaml(path) if path else {}, overrides, flags, schema)
+
+
+def merge(tree: Dict[str, Any], overrides: Optional[List[str]] = None, flags: Optional[Dict[str, Any]] = None,
+          schema: type[BaseModel] = RunConfig):
+    """The one way settings reach a command: the config ``tree`` (a YAML file's) <- ``--set key=value``
+    overrides (YAML values) <- the command's own flags, given as ``{dotted config key: value}`` with
+    ``None`` for a flag not given; validated once into ``schema``, so a flag, a ``--set`` and a YAML key
+    are checked by the same typed field (unknown keys and out-of-range values are one-line errors)."""
+    tree = {k: v for k, v in tree.items() if k != "_provenance"}  # a run's resolved config.yaml reads back
     for text in overrides or []:
         key, value = parse_override(text)
         _set_path(tree, key, value)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_path(tree, key, value)
     return validate(tree, schema)
+
+
+def option_overrides(pairs: List[str], section: str, flag: str = "--option") -> List[str]:
+    """``--option KEY=VALUE`` (the shorthand for ``--set SECTION.options.KEY=VALUE``) as ``--set`` overrides."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} {pair!r} must look like KEY=VALUE (e.g. tau=0.1)")
+        out.append(f"{section}.options.{key.strip()}={value}")
+    return out
 
 
 @functools.lru_cache(maxsize=None)

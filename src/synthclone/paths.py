@@ -47,3 +47,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], mode: Optional[
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write` of a UTF-8 text."""
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def check_out_dir(root: str | Path, flag: str = "--out") -> Path:
+    """Fail early, before any model loads, when ``root`` cannot become an output folder: it is a file,
+    or the nearest existing folder above it is a file or not writable (one line naming ``flag``)."""
+    from .errors import UserError
+
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"output {root} is a file, not a folder; choose another {flag}")
+    ancestor = root
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {root} ({ancestor} is not a writable folder); "
+                        f"choose a writable {flag}")
+    return root

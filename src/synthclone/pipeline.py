@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-from .progress import say
+from .progress import debug, say
 
 
 def stable_hash(obj: Any) -> str:
@@ -98,6 +98,7 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
     for i, stage in enumerate(stages, 1):
         folder = stage.folder(run_dir, hashes)
         hashes[stage.name] = folder.name
+        debug(f"stage {stage.name}: folder {folder.name}, inputs {', '.join(stage.inputs) or 'none'}")
         marker = folder / "done.json"
         if marker.is_file():
             done = read_done(marker, run_dir)
@@ -118,60 +119,3 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         write_json(Path(run_dir) / "stages.json", timings)  # after each stage: the report stage reads it
         say(f"[{i}/{total}] {stage.name}: done in {seconds:.1f} s")
     return outputs
-
-
-def _data_stage(cfg) -> Callable:
-    def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
-        from .data import DATASETS, dataset_entry, load_dataset
-        from .study import load_options, ood_settings
-
-        entry = dataset_entry(cfg.data.dataset)
-        opts = load_options(cfg)
-        summary = {}
-        for split in entry.splits:  # every split the dataset has, the generator corpus included
-            data = entry.load(split, **opts)
-            counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
-            summary[split] = {"images": len(data), "shape": list(data.shape), "per_class": counts,
-                              "how": data.meta.get("split_how", "as registered")}
-        summary["classes"] = data.classes
-        ood = ood_settings(cfg)
-        for name in ood["ood_sets"]:
-            if name in DATASETS:
-                oset = load_dataset(name, split="test")
-                summary[f"ood:{name}"] = {"images": len(oset), "shape": list(oset.shape)}
-        write_json(folder / "summary.json", summary)
-        return {"summary": str(folder / "summary.json")}
-
-    return fn
-
-
-def data_stage(cfg) -> Stage:
-    return Stage("data", _data_stage(cfg), cfg.data.model_dump(), [])
-
-
-def plan(cfg) -> List[str]:
-    """The study's stages, one line each (``synthclone run --dry-run``)."""
-    from .study import build_stages, check
-
-    notes = check(cfg, dry_run=True)
-    stages = build_stages(cfg)
-    lines = [f"config OK: {cfg.name!r}"] + [f"note: {n}" for n in notes]
-    lines.append(f"study {cfg.name!r}: {len(stages)} stages")
-    for stage in stages:
-        needs = f"  <- {', '.join(stage.inputs)}" if stage.inputs and stage.name != "report" else ""
-        lines.append(f"  {stage.name}{needs}")
-    return lines
-
-
-def run_study(cfg, run_dir: Path) -> int:
-    """Run (or resume) every stage of the study and print where the report is."""
-    from .study import build_stages
-
-    start = time.time()
-    outputs = run_stages(build_stages(cfg), Path(run_dir))
-    report = outputs.get("report", {})
-    print(f"study {cfg.name!r} finished in {time.time() - start:.0f} s")
-    if report:
-        print(f"report: {report['html']}")
-        print(f"        {report['markdown']}")
-    return 0

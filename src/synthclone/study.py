@@ -27,11 +27,12 @@ reuses its finished stages, and each output records where it was computed.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pipeline import Stage, read_done, write_json
+from .pipeline import Stage, read_done, run_stages, write_json
 from .progress import say
 
 
@@ -257,7 +258,8 @@ def _train_fn(cfg, m: ArmModel):
             m.regime, _train_data(cfg, m, inputs), _val_set(cfg), _arm_model(cfg, m),
             folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
             lr=cfg.train.lr if m.regime == "supervised" else None, seed=m.seed, weight_decay=cfg.train.weight_decay,
-            precision=cfg.train.precision, dataset=cfg.data.dataset, data_options=load_options(cfg), **options,
+            precision=cfg.train.precision, warmup_epochs=cfg.train.warmup_epochs, patience=cfg.train.patience,
+            optimizer=cfg.train.optimizer, dataset=cfg.data.dataset, data_options=load_options(cfg), **options,
         )
         info = result.to_dict()
         write_json(folder / "result.json", info)
@@ -270,31 +272,28 @@ def _train_fn(cfg, m: ArmModel):
 def bench_settings(cfg):
     """``robustness.BenchSettings`` from the run config (the test split is used only here)."""
     from .data import load_dataset
-    from .device import resolve_device
-    from .errors import UserError
     from .robustness import BenchSettings
 
-    known = set(BenchSettings.__dataclass_fields__)
-    unknown = sorted(set(cfg.bench.options) - known)
-    if unknown:
-        raise UserError(f"unknown bench.options {unknown}; valid: {', '.join(sorted(known - {'data', 'val', 'train', 'model_name'}))}")
     train = load_dataset(cfg.data.dataset, split="train", **load_options(cfg))
     if cfg.data.train_limit and cfg.data.train_limit < len(train):  # a fixed real subset for the Mahalanobis means
         from .training.engine import limit_val
 
         train = limit_val(train, cfg.data.train_limit, seed=0)
-    settings = BenchSettings(
-        data=load_dataset(cfg.data.dataset, split="test", **load_options(cfg, evaluation=True)),
-        val=_val_set(cfg),
-        train=train,
-        **ood_settings(cfg),
-        batch_size=cfg.bench.batch_size, seed=cfg.bench.seed, limit=cfg.bench.limit or cfg.data.test_limit,
-        ece_bins=cfg.bench.ece_bins, severities=list(cfg.bench.severities), epsilons=list(cfg.bench.epsilons),
-        device=resolve_device(cfg.device),
-    )
-    for key, value in cfg.bench.options.items():
-        setattr(settings, key, value)
-    return settings
+    return BenchSettings(data=load_dataset(cfg.data.dataset, split="test", **load_options(cfg, evaluation=True)),
+                         val=_val_set(cfg), train=train, **{**ood_settings(cfg), **bench_fields(cfg)})
+
+
+def bench_fields(cfg) -> Dict[str, Any]:
+    """The ``BenchSettings`` fields the config's bench section sets (``bench.options`` last), checked; the
+    study's bench stages and ``synthclone bench`` both take their settings from here."""
+    from .device import resolve_device
+    from .robustness.core import check_bench_options
+
+    check_bench_options(cfg.bench.options)
+    b = cfg.bench
+    return {"batch_size": b.batch_size, "seed": b.seed, "limit": b.limit or cfg.data.test_limit, "ece_bins": b.ece_bins,
+            "severities": list(b.severities), "epsilons": list(b.epsilons), "device": resolve_device(cfg.device),
+            **b.options}
 
 
 def _bench_fn(cfg, m: ArmModel):
@@ -325,8 +324,8 @@ def _report_fn(cfg, models: List[ArmModel]):
         from .report.build import build_report
 
         # the report always lands in RUN_DIR/report/ (the hashed stage folder holds only done.json)
-        html, md = build_report(cfg, folder.parent, inputs, models, folder.parent / "report")
-        return {"html": str(html), "markdown": str(md)}
+        written = build_report(cfg, folder.parent, inputs, models, folder.parent / "report")
+        return {path.suffix.lstrip("."): str(path) for path in written}
 
     return fn
 
@@ -355,7 +354,6 @@ def _train_key(cfg) -> Dict[str, Any]:
 
 def build_stages(cfg) -> List[Stage]:
     """Every stage of the study, in dependency order."""
-    from .pipeline import data_stage
 
     stages = [data_stage(cfg)]
     weights = shipped_weights_fingerprint()
@@ -481,6 +479,9 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     from .robustness.core import check_bench_options
 
     check_bench_options(cfg.bench.options)
+    if cfg.train.options:
+        raise UserError(f"train.options {sorted(cfg.train.options)} are regime options of 'synthclone train'; a study "
+                        "sets each arm's own, so remove them from the config")
     if cfg.generate.generator == "diffusers" and "few-shot-guided" in cfg.study.arms:
         # the real-guided store is image-to-image: settings that give no denoising step fail now, not hours in
         from .distributed.generation import guided_strength
@@ -522,3 +523,60 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     if "open_clip" in model and importlib.util.find_spec(extras["open_clip"]) is None:
         notes.append("the clip extra is not installed: pip install 'synthclone[clip]'")
     return notes
+
+
+def _data_stage(cfg):
+    def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .data import DATASETS, dataset_entry, load_dataset
+
+        entry = dataset_entry(cfg.data.dataset)
+        opts = load_options(cfg)
+        summary = {}
+        for split in entry.splits:  # every split the dataset has, the generator corpus included
+            data = entry.load(split, **opts)
+            counts = [int((data.labels == c).sum()) for c in range(data.num_classes)]
+            summary[split] = {"images": len(data), "shape": list(data.shape), "per_class": counts,
+                              "how": data.meta.get("split_how", "as registered")}
+        summary["classes"] = data.classes
+        ood = ood_settings(cfg)
+        for name in ood["ood_sets"]:
+            if name in DATASETS:
+                oset = load_dataset(name, split="test")
+                summary[f"ood:{name}"] = {"images": len(oset), "shape": list(oset.shape)}
+        write_json(folder / "summary.json", summary)
+        return {"summary": str(folder / "summary.json")}
+
+    return fn
+
+
+def data_stage(cfg) -> Stage:
+    return Stage("data", _data_stage(cfg), cfg.data.model_dump(), [])
+
+
+def plan(cfg) -> List[str]:
+    """The study's stages, one line each (``synthclone run --dry-run``)."""
+    notes = check(cfg, dry_run=True)
+    stages = build_stages(cfg)
+    lines = [f"config OK: {cfg.name!r}"] + [f"note: {n}" for n in notes]
+    lines.append(f"study {cfg.name!r}: {len(stages)} stages")
+    for stage in stages:
+        needs = f"  <- {', '.join(stage.inputs)}" if stage.inputs and stage.name != "report" else ""
+        lines.append(f"  {stage.name}{needs}")
+    return lines
+
+
+def run_study(cfg, run_dir: Path) -> int:
+    """Run (or resume) every stage of the study and print where the report is."""
+    from .config import provenance
+    from .progress import debug, run_log
+
+    start = time.time()
+    with run_log(Path(run_dir) / "run.log"):
+        debug(f"study {cfg.name!r} in {Path(run_dir).resolve()}: {json.dumps(provenance(), default=str)}")
+        outputs = run_stages(build_stages(cfg), Path(run_dir))
+        debug(f"study {cfg.name!r} finished in {time.time() - start:.0f} s")
+    report = outputs.get("report", {})
+    print(f"study {cfg.name!r} finished in {time.time() - start:.0f} s")
+    for i, path in enumerate(report.values()):
+        print(f"{'report:' if i == 0 else '       '} {path}")
+    return 0

@@ -14,3 +14,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def add_config_arguments(parser, section: str) -> None:
+    """``--config FILE`` and ``--set KEY=VALUE``: the same two for every subcommand that has settings."""
+    parser.add_argument("--config", metavar="FILE|PRESET",
+                        help=f"a study config (YAML file or a preset name such as quickstart); its {section}: and data: "
+                             "sections give the defaults of the flags (default: none, the built-in defaults)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, VALUE read as YAML, e.g. --set {section}.seed=1 (repeatable; "
+                             "the flags win over --set, which wins over --config)")
+
+
+def load_settings(args, extra_overrides=(), flags=None, tree=None):
+    """The validated :class:`~synthclone.config.RunConfig` of a command: ``--config`` (or ``tree``)
+    <- ``--set`` <- ``extra_overrides`` (a shorthand flag's) <- ``flags`` ({config key: value or None})."""
+    from ..config import merge, read_yaml
+
+    if tree is None:
+        tree = read_yaml(args.config) if getattr(args, "config", None) else {}
+    return merge(tree, list(getattr(args, "overrides", [])) + list(extra_overrides), flags)

@@ -5,7 +5,7 @@
         [--config YAML] [--dtype auto --cpu-offload --vae-slicing ... --ray-workers N]
 
 Settings come from ``GenerateConfig`` defaults, then the YAML file (a full study config with a
-``generate:`` section, or just the generate keys), then the flags given. Running the same command
+``generate:`` section, or just the generate keys), then ``--set generate.KEY=VALUE``, then the flags given. Running the same command
 again resumes a killed run; a different config on an existing store is refused (exit 2).
 """
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ..errors import UserError
-from . import positive_int
+from . import add_config_arguments, load_settings, positive_int
 
 
 def add_arguments(parser) -> None:
     add = parser.add_argument
     add("--out", "-o", required=True, help="store directory (created; an existing store is resumed)")
-    add("--config", help="YAML config (a study config with a generate: section, or the generate keys alone)")
+    add_config_arguments(parser, "generate")
     add("--dataset", help="dataset whose classes to generate (fashion-mnist, or an ImageFolder path); default fashion-mnist")
     add("--classes", help="comma-separated class names to generate instead of the dataset's (text-only)")
     add("--generator", help="registered generator (embedded, diffusers); default embedded")
@@ -61,78 +61,60 @@ def add_arguments(parser) -> None:
     add("--ray-cpus", type=int, help="CPUs of a local Ray (default: all)")
     add("--ray-workers", type=int, metavar="N",
         help="Ray actors, each loading the generator once (default: the cluster's GPUs on CUDA, its CPUs otherwise)")
-    add("--threads", type=int, help="torch CPU threads of this process (default: torch's choice; 1 helps on a busy machine)")
+    add("--threads", type=positive_int, help="torch CPU threads of this process (default: torch's choice; 1 helps on a busy machine)")
     from ..device import add_device_argument
 
     add_device_argument(parser)
 
 
-def _kv(text: str, what: str) -> tuple[str, Any]:
-    from ..config import parse_override
+# flag -> the config key it sets (the flags win over --set, which wins over --config)
+FLAG_KEYS = {name: f"generate.{name}" for name in (
+    "generator", "model", "per_class", "guidance", "steps", "scheduler", "seed", "batch_size", "shots", "strength",
+    "shard_size", "ray", "ray_workers", "store_layout")}
+FLAG_KEYS.update({name: f"generate.generator_options.{name}" for name in (
+    "dtype", "variant", "cpu_offload", "attention_slicing", "vae_slicing", "vae_tiling")})
+FLAG_KEYS.update({"dataset": "data.dataset", "threads": "threads", "device": "device"})
 
-    if "=" not in text:
-        raise UserError(f"{what} {text!r} must look like KEY=VALUE")
-    return parse_override(text)
+
+def _shorthands(args) -> List[str]:
+    """``--prompt-option``, ``--filter-option``, ``--keep-per-class`` and ``--clip-weights`` as ``--set`` overrides."""
+    out = []
+    for text in args.prompt_option:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--prompt-option {text!r} must look like KEY=VALUE (e.g. template='a sketch of a {{c}}')")
+        out.append(f"generate.prompt_options.{key.strip()}={value}")
+    for text in args.filter_option:
+        key, sep, value = text.partition("=")
+        if not sep or "." not in key:
+            raise UserError(f"--filter-option {text!r} must name the filter: FILTER.KEY=VALUE (e.g. clip.quota=100)")
+        out.append(f"generate.filter_options.{key.strip()}={value}")
+    if args.keep_per_class is not None:
+        out.append(f"generate.filter_options.clip.quota={args.keep_per_class}")
+    if args.clip_weights:
+        out.append("generate.filter_options.clip.tiny=true" if args.clip_weights == "tiny"
+                   else f"generate.filter_options.clip.weights={args.clip_weights}")
+    return out
 
 
-def resolve(args) -> tuple:
-    """``(GenerateConfig, dataset)`` from defaults <- YAML <- flags."""
-    from ..config import GenerateConfig, RunConfig, read_yaml, validate
+def resolve(args):
+    """The run config of this command: ``--config`` <- ``--set`` <- the shorthand and plain flags."""
+    from ..config import RunConfig, read_yaml
 
-    tree: Dict[str, Any] = {}
-    dataset = "fashion-mnist"
-    if args.config:
-        raw = read_yaml(args.config)
-        if set(raw) & set(RunConfig.model_fields) and not set(raw) & (set(GenerateConfig.model_fields) - set(RunConfig.model_fields)):
-            run_cfg = validate(raw, RunConfig)
-            tree = run_cfg.generate.model_dump()
-            dataset = run_cfg.data.dataset
-        else:
-            tree = validate(raw, GenerateConfig).model_dump()
-    for key in ("generator", "model", "per_class", "guidance", "steps", "scheduler", "seed", "batch_size",
-                "shots", "strength", "shard_size", "ray", "ray_workers", "store_layout"):
-        value = getattr(args, key, None)
-        if value is not None:
-            tree[key] = value
-    gen_options = dict(tree.get("generator_options") or {})
-    for key in ("dtype", "variant", "cpu_offload", "attention_slicing", "vae_slicing", "vae_tiling"):
-        value = getattr(args, key, None)
-        if value is not None:
-            gen_options[key] = value
-    if gen_options:
-        tree["generator_options"] = gen_options
+    tree: Dict[str, Any] = read_yaml(args.config) if args.config else {}
+    if tree and not set(tree) & set(RunConfig.model_fields):
+        tree = {"generate": tree}  # a file of the generate keys alone
+    flags = {key: getattr(args, name, None) for name, key in FLAG_KEYS.items()}
     if args.prompts:
-        tree["prompts"] = [args.prompts]
-    if args.prompt_option:
-        options = dict(tree.get("prompt_options") or {})
-        for text in args.prompt_option:
-            k, v = _kv(text, "--prompt-option")
-            options[k] = v
-        tree["prompt_options"] = options
+        flags["generate.prompts"] = [args.prompts]
     if args.filter:
         names: List[str] = [n.strip() for item in args.filter for n in item.split(",") if n.strip()]
-        tree["filter"] = [] if names in (["none"], []) else names
-    fopts: Dict[str, Dict[str, Any]] = {k: dict(v) for k, v in (tree.get("filter_options") or {}).items()}
-    for text in args.filter_option:
-        k, v = _kv(text, "--filter-option")
-        if "." not in k:
-            raise UserError(f"--filter-option {text!r} must name the filter: FILTER.KEY=VALUE (e.g. clip.quota=100)")
-        name, key = k.split(".", 1)
-        fopts.setdefault(name, {})[key] = v
-    if args.keep_per_class is not None:
-        fopts.setdefault("clip", {})["quota"] = args.keep_per_class
-    if args.clip_weights:
-        if args.clip_weights == "tiny":
-            fopts.setdefault("clip", {})["tiny"] = True
-        else:
-            fopts.setdefault("clip", {})["weights"] = args.clip_weights
-    enabled = tree.get("filter", GenerateConfig.model_fields["filter"].default_factory())
+        flags["generate.filter"] = [] if names in (["none"], []) else names
+    cfg = load_settings(args, _shorthands(args), flags, tree=tree)
+    gen = cfg.generate
     # options for a filter that is off (e.g. --clip-weights with --filter none) are ignored, not an error
-    tree["filter_options"] = {k: v for k, v in fopts.items() if k in enabled}
-    if args.dataset:
-        dataset = args.dataset
-    cfg = validate(tree, GenerateConfig)
-    return cfg, dataset
+    gen.filter_options = {k: v for k, v in gen.filter_options.items() if k in gen.filter}
+    return cfg
 
 
 def run(args) -> int:
@@ -140,18 +122,16 @@ def run(args) -> int:
 
     from ..device import resolve_device
 
-    device = resolve_device(args.device)  # CUDA on a machine without it fails before anything is written
-    cfg, dataset = resolve(args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
+    cfg = resolve(args)
+    device = resolve_device(cfg.device)  # CUDA on a machine without it fails before anything is written
+    if cfg.threads is not None:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(cfg.threads)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     if args.classes is not None and not classes:
         raise UserError("--classes is empty; give comma-separated class names")
-    summary = generate_store(cfg, args.out, dataset=dataset, classes=classes, num_cpus=args.ray_cpus, device=device)
+    summary = generate_store(cfg.generate, args.out, dataset=cfg.data.dataset, classes=classes, num_cpus=args.ray_cpus, device=device)
     for line in summary.lines():
         print(line)
     return 0

@@ -11,25 +11,29 @@ from ..errors import UserError
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="a run directory written by 'synthclone run'")
     parser.add_argument("--out", help="where to write index.html and report.md (default: RUN_DIR/report)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a report setting of the run's config, e.g. --set report.confidence=0.9 or "
+                             "--set report.formats=[md] (repeatable; only report.* keys: the rest names the run's stages)")
     add_device_argument(parser)
 
 
 def run(args) -> int:
     import yaml
 
-    from ..config import validate
+    from . import load_settings
     from ..report.build import build_report
     from ..study import finished_outputs, plan_models
 
+    outside = [o for o in args.overrides if not o.startswith("report.")]
+    if outside:
+        raise UserError(f"--set {outside[0]}: the report can change only report.* settings; the others name the "
+                        "run's stages (rerun 'synthclone run' with them instead)")
     run_dir = Path(args.run_dir)
     cfg_file = run_dir / "config.yaml"
     if not cfg_file.is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the folder 'synthclone run' wrote")
     tree = yaml.safe_load(cfg_file.read_text()) or {}
-    tree.pop("_provenance", None)
-    if args.device:
-        tree["device"] = args.device
-    cfg = validate(tree)
+    cfg = load_settings(args, flags={"device": args.device}, tree=tree)
     from ..device import resolve_device
 
     resolve_device(cfg.device)  # the sample grids run the generator there
@@ -37,7 +41,7 @@ def run(args) -> int:
     benched = [k for k in outputs if k.startswith("bench-")]
     if not benched:
         raise UserError(f"{run_dir} has no finished bench stages yet; run 'synthclone run' on its config first")
-    html, md = build_report(cfg, run_dir, outputs, plan_models(cfg), Path(args.out) if args.out else run_dir / "report")
-    print(f"report: {html}")
-    print(f"        {md}")
+    written = build_report(cfg, run_dir, outputs, plan_models(cfg), Path(args.out) if args.out else run_dir / "report")
+    for i, path in enumerate(written):
+        print(f"{'report:' if i == 0 else '       '} {path}")
     return 0

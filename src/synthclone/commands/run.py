@@ -4,37 +4,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import load_config, write_resolved
+from ..config import write_resolved
 from ..device import add_device_argument
+from ..errors import UserError
 from ..progress import say
+from . import add_config_arguments, load_settings
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", nargs="?", help="YAML config (default: configs/quickstart.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    parser.add_argument("config_file", nargs="?", metavar="CONFIG",
+                        help="YAML config or preset name (default: configs/quickstart.yaml here, else the quickstart preset)")
+    add_config_arguments(parser, "train")
     parser.add_argument("--out", help="run directory (default: <out_dir>/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="validate the config, print the plan, run nothing")
     add_device_argument(parser)
 
 
 def run(args) -> int:
-    from ..pipeline import run_study
+    from ..study import run_study
 
-    config = args.config
-    if config is None and Path("configs/quickstart.yaml").is_file():
-        config = "configs/quickstart.yaml"
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
-    cfg = load_config(config or "quickstart", overrides)
+    if args.config_file and args.config:
+        raise UserError(f"two configs given ({args.config_file} and --config {args.config}); give one")
+    args.config = args.config or args.config_file
+    if args.config is None:
+        args.config = "configs/quickstart.yaml" if Path("configs/quickstart.yaml").is_file() else "quickstart"
+    cfg = load_settings(args, flags={"device": args.device})
     run_dir = Path(args.out) if args.out else Path(cfg.out_dir) / cfg.name
     if args.dry_run:
-        from ..pipeline import plan
+        from ..study import plan
 
         for line in plan(cfg):
             print(line)
         return 0
     from ..study import check
 
+    from ..paths import check_out_dir
+
+    check_out_dir(run_dir, "--out (or out_dir / name)")
     check(cfg)  # names, and components asked to work outside what they were trained for: before anything is written
     write_resolved(cfg, run_dir)
     say(f"synthclone run: {cfg.name} -> {run_dir}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..device import add_device_argument
 from ..errors import UserError
-from . import positive_int
+from . import add_config_arguments, load_settings, positive_int
 from ..progress import say
 
 
@@ -40,32 +40,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", help="data spec: real | STORE | real+STORE@0.5 | real+STORE:n=100 | real:k=16 (default: real)")
     parser.add_argument("--model", help="resnet8 | resnet20 | CHECKPOINT_DIR | timm:NAME | torchvision:NAME | "
                                         "open_clip:NAME | small_clip (default: resnet8; small_clip for classifier-tuning)")
-    parser.add_argument("--regime", help="supervised | finetune | linear-probe | classifier-tuning | ssl | ssl-multipos | clip")
+    parser.add_argument("--regime", help="supervised | finetune | linear-probe | classifier-tuning | ssl | ssl-multipos | clip "
+                                         "(default: the first of train.regimes, supervised)")
     parser.add_argument("--out", required=True, help="checkpoint directory to write (a killed run resumes from it)")
-    parser.add_argument("--config", help="YAML config; its train: section gives defaults for the flags")
-    parser.add_argument("--epochs", type=positive_int)
+    add_config_arguments(parser, "train")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs (default 3)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default: per regime)")
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--batch-size", type=positive_int, help="images per step over all processes (default 128)")
+    parser.add_argument("--seed", type=int, help="seed of initialisation, batch order and augmentation (default 0)")
+    parser.add_argument("--weight-decay", type=float, help="weight decay (default 5e-4)")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="auto (default): bf16 where the hardware has bf16 units")
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"])
-    parser.add_argument("--warmup-epochs", type=float, default=0.5)
-    parser.add_argument("--patience", type=positive_int, help="early stopping: epochs without validation improvement")
-    parser.add_argument("--val-limit", type=positive_int, help="validate on a fixed subset of this many validation images")
-    parser.add_argument("--loss-weights", type=_floats, help="loss weight per data part, e.g. 1,0.5 for real,synthetic")
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], help="default: the regime's own")
+    parser.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up in epochs (default 0.5)")
+    parser.add_argument("--patience", type=positive_int, help="early stopping: epochs without validation improvement (default: off)")
+    parser.add_argument("--val-limit", type=positive_int, help="validate on a fixed subset of this many validation images (default: all)")
+    parser.add_argument("--loss-weights", type=_floats, help="loss weight per data part, e.g. 1,0.5 for real,synthetic (default: equal)")
     parser.add_argument("--init", help="finetune: the checkpoint to start from")
-    parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (downloads)")
+    parser.add_argument("--pretrained", action="store_true", help="load pretrained timm/torchvision weights (the local cache, else downloads)")
     parser.add_argument("--dataset", help="the real dataset behind 'real' and the val/test splits: a registered name or an "
                                           "ImageFolder path (default: data.dataset of --config, else fashion-mnist)")
     parser.add_argument("--image-size", type=positive_int, help="bring every image to this size (default: data.image_size, else "
                                                        "the model's input size for timm/torchvision/open_clip, else the data's)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="regime option, e.g. tau=0.1, probe_epochs=5, temperature=2, probe_data=real")
+                        help="regime option, short for --set train.options.KEY=VALUE, e.g. tau=0.1, probe_epochs=5, "
+                             "temperature=2, probe_data=real")
     parser.add_argument("--test", action="store_true", help="after training, evaluate the selected checkpoint on the test split")
-    parser.add_argument("--test-limit", type=positive_int)
+    parser.add_argument("--test-limit", type=positive_int, help="evaluate --test on at most this many test images (default: all)")
     parser.add_argument("--ray", nargs="?", const="local", help="train on Ray Train workers ('local' or a Ray address)")
-    parser.add_argument("--workers", type=positive_int, default=2, help="number of Ray workers with --ray")
+    parser.add_argument("--workers", type=positive_int, default=2, help="number of Ray workers with --ray (default 2)")
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format (GPUs)")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -74,52 +76,59 @@ def add_arguments(parser) -> None:
     add_device_argument(parser)
 
 
-def _options(pairs) -> dict:
-    import yaml
+# flag -> the config key it sets (the flags win over --set, which wins over --config)
+FLAG_KEYS = {
+    "data": "train.data", "model": "train.model", "epochs": "train.epochs", "lr": "train.lr",
+    "batch_size": "train.batch_size", "weight_decay": "train.weight_decay", "precision": "train.precision",
+    "optimizer": "train.optimizer", "warmup_epochs": "train.warmup_epochs", "patience": "train.patience",
+    "channels_last": "train.channels_last", "compile": "train.compile", "sync_bn": "train.sync_bn",
+    "dataset": "data.dataset", "image_size": "data.image_size", "val_limit": "data.val_limit",
+    "test_limit": "data.test_limit", "threads": "threads", "device": "device",
+}
 
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise UserError(f"--option {pair!r} must look like key=value (e.g. tau=0.1)")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
+
+def settings(args):
+    """The run config of this command: ``--config`` <- ``--set`` / ``--option`` <- the flags."""
+    from ..config import option_overrides
+
+    flags = {key: getattr(args, name) for name, key in FLAG_KEYS.items()}
+    flags["train.regimes"] = [args.regime] if args.regime else None
+    flags["train.seeds"] = [args.seed] if args.seed is not None else None
+    return load_settings(args, option_overrides(args.option, "train"), flags)
 
 
 def run(args) -> int:
-    from ..config import RunConfig, load_config
+    from ..device import resolve_device
 
-    from ..device import check_device_spec, resolve_device
+    from ..paths import check_out_dir
 
-    cfg = load_config(args.config) if args.config else RunConfig()
-    device = check_device_spec(args.device or cfg.device)
+    cfg = settings(args)
+    check_out_dir(args.out)
+    device = cfg.device
     if not args.ray:
         resolve_device(device)  # CUDA on a machine without it fails here, before anything is loaded
-    threads = args.threads or cfg.threads
-    if threads:
+    if cfg.threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(cfg.threads)
     t = cfg.train
-    regime = args.regime or t.regimes[0]
-    data = args.data if args.data is not None else t.data
+    regime = t.regimes[0]
+    data = t.data
     if not str(data).strip():
         raise UserError("--data is empty; give real, a store folder or a data spec such as real+STORE@0.5")
-    dataset = args.dataset if args.dataset is not None else cfg.data.dataset
+    dataset = cfg.data.dataset
     if not dataset:
         raise UserError("--dataset is empty; give a registered dataset name or an ImageFolder path")
-    seed = args.seed if args.seed is not None else t.seeds[0]
-    model = args.model or (t.model if args.config or regime != "classifier-tuning" else None)
+    seed = t.seeds[0]
+    # the model and lr the user asked for; otherwise the regime's own (a CLIP for classifier tuning)
+    model = t.model if "model" in t.model_fields_set or regime != "classifier-tuning" else None
     kwargs = dict(
-        regime=regime, train_data=data, model=model, out_dir=args.out,
-        epochs=args.epochs or t.epochs, batch_size=args.batch_size or t.batch_size,
-        lr=args.lr if args.lr is not None else (t.lr if args.config else None), seed=seed,
-        weight_decay=args.weight_decay if args.weight_decay is not None else t.weight_decay,
-        precision=args.precision or t.precision, warmup_epochs=args.warmup_epochs, patience=args.patience,
-        val_limit=args.val_limit or cfg.data.val_limit, optimizer=args.optimizer, loss_weights=args.loss_weights,
-        dataset=dataset, data_options=_data_options(cfg, args, model), device=device,
-        channels_last=_flag(args.channels_last, t.channels_last), compile=_flag(args.compile, t.compile),
-        sync_bn=_flag(args.sync_bn, t.sync_bn), **_options(args.option),
+        regime=regime, train_data=data, model=model, out_dir=args.out, epochs=t.epochs, batch_size=t.batch_size,
+        lr=t.lr if "lr" in t.model_fields_set else None, seed=seed, weight_decay=t.weight_decay,
+        precision=t.precision, warmup_epochs=t.warmup_epochs, patience=t.patience, val_limit=cfg.data.val_limit,
+        optimizer=t.optimizer, loss_weights=args.loss_weights, dataset=dataset,
+        data_options=_data_options(cfg, model), device=device, channels_last=t.channels_last, compile=t.compile,
+        sync_bn=t.sync_bn, **t.options,
     )
     if args.init:
         kwargs["init"] = args.init
@@ -135,7 +144,7 @@ def run(args) -> int:
         info = read_meta(args.out)["training"]
         print(f"{regime} on {data} ({args.workers} Ray workers): best val acc {info.get('val_accuracy')} "
               f"(epoch {info.get('best_epoch')}) -> {args.out}")
-        return _finish(args, dataset)
+        return _finish(args, cfg, model)
 
     from ..training import train_model
     from ..training.launch import init_from_env, shutdown
@@ -143,7 +152,7 @@ def run(args) -> int:
 
     distributed = init_from_env(resolve_device(device))
     try:
-        val = _val_split(dataset, _data_options(cfg, args, model, evaluation=True))
+        val = _val_split(dataset, _data_options(cfg, model, evaluation=True))
         kwargs["train_data"] = _resolve_data(data, dataset, seed, kwargs["data_options"])
         result = train_model(val_data=val, **kwargs)
         if world()[1] != 0:
@@ -154,21 +163,17 @@ def run(args) -> int:
     finally:
         if distributed:
             shutdown()
-    return _finish(args, dataset)
+    return _finish(args, cfg, model)
 
 
-def _flag(given, configured: bool) -> bool:
-    return configured if given is None else bool(given)
-
-
-def _data_options(cfg, args, model, evaluation: bool = False) -> dict:
+def _data_options(cfg, model, evaluation: bool = False) -> dict:
     from ..data import data_options
     from ..models import model_data_config
 
     wanted = model_data_config(model) or {}
-    size = args.image_size or cfg.data.image_size or wanted.get("size")
+    size = cfg.data.image_size or wanted.get("size")
     extra = {"size": size} if size else {}
-    if evaluation and wanted.get("crop_pct") and not (args.image_size or cfg.data.image_size):
+    if evaluation and wanted.get("crop_pct") and not cfg.data.image_size:
         extra["crop_pct"] = wanted["crop_pct"]
     return data_options(cfg.data, **extra)
 
@@ -186,25 +191,23 @@ def _resolve_data(spec: str, dataset: str, seed: int, options: dict):
     return load_train_data(spec, dataset=dataset, seed=seed, options=options)
 
 
-def _finish(args, dataset: str) -> int:
+def _finish(args, cfg, model_spec) -> int:
     if not args.test:
         return 0
     from ..data import load_dataset
+    from ..device import resolve_device
     from ..models import load_any_model
     from ..training.engine import accuracy, limit_val
 
     # the one place the test split is read: after training and model selection are over
-    from ..config import RunConfig, load_config
-
-    cfg = load_config(args.config) if args.config else RunConfig()
-    model_spec = args.model or cfg.train.model
-    test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, args, model_spec, evaluation=True)),
-                     args.test_limit)
-    from ..device import resolve_device
-
-    model = load_any_model(args.out).to(resolve_device(args.device or cfg.device))
+    dataset = cfg.data.dataset
+    test = limit_val(load_dataset(dataset, split="test", **_data_options(cfg, model_spec, evaluation=True)),
+                     cfg.data.test_limit)
+    model = load_any_model(args.out).to(resolve_device(cfg.device))
     acc = accuracy(model, test)
     out = Path(args.out) / "test_eval.json"
-    out.write_text(json.dumps({"test_accuracy": acc, "test_size": len(test), "dataset": dataset}, indent=2))
+    from ..paths import atomic_write_text
+
+    atomic_write_text(out, json.dumps({"test_accuracy": acc, "test_size": len(test), "dataset": dataset}, indent=2))
     print(f"test accuracy {acc:.4f} on {len(test)} images (written to {out})")
     return 0

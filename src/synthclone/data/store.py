@@ -303,14 +303,9 @@ def prompts_digest(prompts: Sequence[str]) -> str:
 
 def check_output(root: str | Path) -> None:
     """Fail early (before any model loads) when ``root`` cannot become a store directory."""
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"output {root} is a file, not a folder; choose another --out")
-    ancestor = root
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to output folder {root} ({ancestor} is not a writable folder); choose a writable --out")
+    from ..paths import check_out_dir
+
+    root = check_out_dir(root)
     if root.is_dir() and not (root / STORE_JSON).is_file() and any(root.iterdir()):
         raise UserError(f"output folder {root} is not empty and holds no {STORE_JSON}; choose an empty or new --out")
 

@@ -270,7 +270,7 @@ def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int =
 
 
 def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[Any], folder: Path):
-    """Write the report of a finished study into ``folder``; returns (html path, markdown path)."""
+    """Write the report of a finished study into ``folder`` in each of ``report.formats``; returns the paths."""
     from ..robustness import summarize
     from ..data.store import write_table
 
@@ -331,14 +331,16 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     figs = folder / "figures"
     for path, caption in [
         (plots.reliability(rows, first_seed, figs / "reliability.png", cfg.bench.ece_bins),
-         "Reliability diagrams before and after temperature scaling (fitted on the validation split)"),
-        (plots.corruption_severity(rows, first_seed, figs / "corruption-severity.png"),
-         "Top-1 error against corruption severity, averaged over corruptions"),
-        (plots.robust_accuracy(rows, first_seed, figs / "robust-accuracy.png"), "Robust accuracy against epsilon"),
+         f"Reliability diagrams before and after temperature scaling (fitted on the validation split), seed {seeds[0] if seeds else 0}"),
+        (plots.corruption_severity(rows, names, figs / "corruption-severity.png"),
+         "Top-1 error against corruption severity, averaged over corruptions; each recipe's mean over its seeds, "
+         "error bars one standard deviation over seeds"),
+        (plots.robust_accuracy(rows, names, figs / "robust-accuracy.png"),
+         "Robust accuracy against epsilon; each recipe's mean over its seeds, error bars one standard deviation"),
         (plots.shape_bias(summary, names, figs / "shape-bias.png"), "Shape bias on cue-conflict stimuli"),
         (plots.shape_bias_per_class(summary, first_seed, figs / "shape-bias-per-class.png", class_names),
-         "Shape bias per shape category (markers), each model's overall shape bias (dashed)"),
-        (plots.ood_roc(rows, first_seed, figs / "ood-roc.png"), "OOD detection ROC (maximum softmax probability)"),
+         f"Shape bias per shape category (markers), each model's overall shape bias (dashed), seed {seeds[0] if seeds else 0}"),
+        (plots.ood_roc(rows, first_seed, figs / "ood-roc.png"), f"OOD detection ROC (maximum softmax probability), seed {seeds[0] if seeds else 0}"),
         (plots.accuracy_vs_robustness(summary, names, arms, figs / "accuracy-vs-robustness.png"),
          "Clean accuracy against accuracy under corruptions"),
     ]:
@@ -369,4 +371,4 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
                       caption="Stages of this run (before the report); cached = reused from an earlier run"))
     doc.add(Paragraph(f"Run directory: {run_dir}. Per-sample rows: {folder / 'rows.parquet'}; headline numbers: "
                       f"{folder / 'summary.json'}; findings: {folder / 'findings.json'}.", css="note"))
-    return write(doc, folder)
+    return write(doc, folder, cfg.report.formats)

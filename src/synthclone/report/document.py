@@ -139,13 +139,12 @@ def to_markdown(doc: Document, folder: Path) -> str:
     return "\n".join(out)
 
 
-def write(doc: Document, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``index.html`` and ``report.md`` atomically into ``folder``."""
+def write(doc: Document, folder: str | Path, formats=("html", "md")) -> List[Path]:
+    """Write the report in each of ``formats`` (``html``: ``index.html``, ``md``: ``report.md``) atomically
+    into ``folder``; returns the paths written."""
+    from ..paths import atomic_write_text
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in (("index.html", to_html(doc)), ("report.md", to_markdown(doc, folder))):
-        from ..paths import atomic_write_text
-
-        paths.append(atomic_write_text(folder / name, text))
-    return paths[0], paths[1]
+    writers = {"html": ("index.html", to_html), "md": ("report.md", lambda d: to_markdown(d, folder))}
+    return [atomic_write_text(folder / writers[f][0], writers[f][1](doc)) for f in formats]

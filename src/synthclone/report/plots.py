@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+import re
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,24 +66,50 @@ def reliability(rows: pd.DataFrame, models: Sequence[str], path: Path, n_bins: i
     return _save(fig, path)
 
 
+def recipe_groups(models: Sequence[str]) -> Dict[str, List[str]]:
+    """Models grouped by recipe: the name without its ``/sN`` seed suffix (``real/s0``, ``real/s1`` -> ``real``)."""
+    groups: Dict[str, List[str]] = {}
+    for m in models:
+        groups.setdefault(re.sub(r"/s\d+$", "", m), []).append(m)
+    return groups
+
+
+def _plot_band(ax, curves: List[pd.Series], color, label: str, fmt: str = "o-", ms: float = 3, **style) -> None:
+    """The mean of per-seed curves (index = x), with error bars of one standard deviation over seeds
+    where there are two or more."""
+    table = pd.concat(curves, axis=1).sort_index()
+    mean = table.mean(axis=1)
+    n = table.shape[1]
+    if n > 1:
+        ax.errorbar(mean.index, mean.values, yerr=table.std(axis=1, ddof=1).values, fmt=fmt, ms=ms, capsize=2,
+                    color=color, label=label if label.startswith("_") else f"{label} ({n} seeds)", **style)
+    else:
+        ax.plot(mean.index, mean.values, fmt, ms=ms, color=color, label=label, **style)
+
+
 def corruption_severity(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Optional[Path]:
-    """Top-1 error vs corruption severity (mean over corruptions), one line per model."""
+    """Top-1 error vs corruption severity (mean over corruptions), one line per recipe: the mean over its
+    seeds, with error bars of one standard deviation over seeds."""
     part = rows[(rows["probe"] == "corruptions") & rows["model"].isin(models)]
     if part.empty:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
-    for color, model in zip(_colors(len(models)), models):
-        p = part[part["model"] == model]
-        if p.empty:
-            continue
-        err = 1 - p.groupby(["condition", "severity"])["correct"].mean().groupby(level=1).mean()
-        c = clean[clean["model"] == model]
-        xs, ys = list(err.index), list(err.values)
-        if len(c):
-            xs, ys = [0] + xs, [1 - c["correct"].mean()] + ys
-        ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+    groups = recipe_groups(models)
+    for color, (label, members) in zip(_colors(len(groups)), groups.items()):
+        curves = []
+        for model in members:
+            p = part[part["model"] == model]
+            if p.empty:
+                continue
+            err = 1 - p.groupby(["condition", "severity"])["correct"].mean().groupby(level=1).mean()
+            c = clean[clean["model"] == model]
+            if len(c):
+                err = pd.concat([pd.Series([1 - c["correct"].mean()], index=[0]), err])
+            curves.append(err)
+        if curves:
+            _plot_band(ax, curves, color, label)
     ax.set_xlabel("severity (0 = clean)")
     ax.set_ylabel("top-1 error (mean over corruptions)")
     ax.set_ylim(0, 1)
@@ -91,8 +118,9 @@ def corruption_severity(rows: pd.DataFrame, models: Sequence[str], path: Path) -
 
 
 def robust_accuracy(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Optional[Path]:
-    """Robust accuracy vs epsilon, one panel per attack, one line per model; the findings' attack
-    (``pgd_paper``, Singh et al.'s setting) as a star on the PGD L-inf panel (or a panel of its own)."""
+    """Robust accuracy vs epsilon, one panel per attack, one line per recipe (the mean over its seeds, error
+    bars of one standard deviation); the findings' attack (``pgd_paper``, Singh et al.'s setting) as a star
+    on the PGD L-inf panel (or a panel of its own)."""
     import json
 
     part = rows[(rows["probe"] == "adversarial") & rows["model"].isin(models)]
@@ -103,24 +131,31 @@ def robust_accuracy(rows: pd.DataFrame, models: Sequence[str], path: Path) -> Op
     attacks = sorted(set(part["condition"]) - {"pgd_paper"}) or ["pgd_paper"]
     fig, axes = plt.subplots(1, len(attacks), figsize=(4.6 * len(attacks), 4), squeeze=False)
     clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
+    groups = recipe_groups(models)
+    colors = _colors(len(groups))
     for ax, attack in zip(axes[0], attacks):
-        for color, model in zip(_colors(len(models)), models):
-            p = part[(part["model"] == model) & (part["condition"] == attack)]
-            if p.empty:
-                continue
-            eps = p.groupby("severity")["extra"].first().map(lambda e: json.loads(e)["eps"])
-            acc = p.groupby("severity")["correct"].mean()
-            xs, ys = list(eps.values), list(acc.values)
-            c = clean[clean["model"] == model]
-            if len(c):
-                xs, ys = [0.0] + xs, [c["correct"].mean()] + ys
-            ax.plot(xs, ys, "o-", ms=3, color=color, label=model)
+        for color, (label, members) in zip(colors, groups.items()):
+            curves = []
+            for model in members:
+                p = part[(part["model"] == model) & (part["condition"] == attack)]
+                if p.empty:
+                    continue
+                eps = p.groupby("severity")["extra"].first().map(lambda e: json.loads(e)["eps"])
+                acc = pd.Series(p.groupby("severity")["correct"].mean().values, index=eps.values)
+                c = clean[clean["model"] == model]
+                if len(c):
+                    acc = pd.concat([pd.Series([c["correct"].mean()], index=[0.0]), acc])
+                curves.append(acc)
+            if curves:
+                _plot_band(ax, curves, color, label)
         if attack in ("pgd_linf", "pgd_paper"):
-            for color, model in zip(_colors(len(models)), models):
-                q = paper[paper["model"] == model]
-                if len(q):
-                    ax.plot([json.loads(q["extra"].iloc[0])["eps"]], [q["correct"].mean()], "*", ms=11, color=color,
-                            markeredgecolor="black")
+            for color, (label, members) in zip(colors, groups.items()):
+                points = [paper[paper["model"] == m] for m in members]
+                points = [q for q in points if len(q)]
+                if points:
+                    eps = json.loads(points[0]["extra"].iloc[0])["eps"]
+                    _plot_band(ax, [pd.Series([q["correct"].mean()], index=[eps]) for q in points], color, "_", "*", ms=11,
+                               markeredgecolor="black")
             if len(paper):
                 ax.plot([], [], "*", ms=11, color="white", markeredgecolor="black", label="Singh et al.'s PGD (findings)")
         ax.set_title(attack)
