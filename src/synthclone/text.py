@@ -7,16 +7,13 @@ Hugging Face text encoder.
 (or hub id) is one, else a plain ``transformers`` ``AutoModel`` with mean pooling over tokens.
 ``load_text_encoder("open_clip:NAME", pretrained=TAG|PATH)`` uses an open_clip model's frozen text tower
 (:class:`OpenClipTextEncoder`), so prompts land in that CLIP's joint image-text space. Every encoder
-returns L2-normalised float32 embeddings and caches the embeddings of captions it has seen, because
-generation repeats the same prompts many times.
+returns L2-normalised float32 embeddings; repeated prompts in one call are embedded once.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -28,45 +25,36 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 
 class TextEncoder:
-    """Maps prompts to L2-normalised sentence embeddings, with a bounded cache of seen captions.
+    """Maps prompts to L2-normalised sentence embeddings.
 
-    ``encode(texts) -> float32 tensor (N, dim)``, rows of unit L2 norm, on the CPU.
+    ``encode(texts) -> float32 tensor (N, dim)``, rows of unit L2 norm, on the CPU. A call's rows are a
+    function of the set of texts in that call alone: they are de-duplicated, sorted and embedded in fixed
+    chunks, and nothing is remembered between calls. (A transformer's output for a text changes in the last
+    bits with the other texts of its batch, so an embedding cache shared across calls made a result depend
+    on what the process had encoded before: a resumed study trained its CLIP arm on other text targets
+    than an uninterrupted one, issue 17.)
     """
 
-    def __init__(self, name: str, dim: int, embed_fn: Callable[[List[str]], torch.Tensor], cache_size: int = 65536):
+    def __init__(self, name: str, dim: int, embed_fn: Callable[[List[str]], torch.Tensor]):
         self.name = name
         self.dim = int(dim)
         self._embed = embed_fn
-        self._cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        """Embeddings of ``texts``: float32 (N, dim), each row L2-normalised."""
+        """Embeddings of ``texts``: float32 (N, dim), each row L2-normalised; equal texts give equal rows."""
         if isinstance(texts, str):
             raise UserError("text encoder: pass a list of prompts, not a single string")
         texts = [str(t) for t in texts]
         if not texts:
             return torch.zeros(0, self.dim)
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        for start in range(0, len(missing), batch_size):
-            chunk = missing[start : start + batch_size]
-            emb = self._embed(chunk).detach().float().cpu()
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-            with self._lock:
-                for t, e in zip(chunk, emb):
-                    self._cache[t] = e.clone()
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            out = []
-            for t in texts:
-                e = self._cache.get(t)
-                if e is None:  # evicted between the two phases (tiny caches); embed it again
-                    e = torch.nn.functional.normalize(self._embed([t]).detach().float().cpu(), dim=-1)[0]
-                out.append(e)
-        return torch.stack(out)
+        unique = sorted(set(texts))
+        rows = []
+        for start in range(0, len(unique), batch_size):
+            emb = self._embed(unique[start : start + batch_size]).detach().float().cpu()
+            rows.append(torch.nn.functional.normalize(emb, dim=-1))
+        table = torch.cat(rows)
+        where = {t: i for i, t in enumerate(unique)}
+        return table[torch.tensor([where[t] for t in texts])]
 
     def __repr__(self) -> str:
         return f"TextEncoder({self.name!r}, dim={self.dim})"
