@@ -24,7 +24,7 @@ COMMANDS = {
     "bench": ("bench", "run the robustness benchmark on a model"),
     "report": ("report", "build the HTML/Markdown report of a run directory"),
     "data": ("data", "inspect datasets (data info fashion-mnist)"),
-    "list": ("list_", "list what is registered: generators, prompts, filters, models, regimes, probes"),
+    "list": ("list_", "list what is registered: datasets, generators, prompts, filters, models, regimes, probes, corruptions"),
     "pretrain": ("pretrain", "train the embedded text-to-image model or the small CLIP"),
 }
 

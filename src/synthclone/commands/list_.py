@@ -15,6 +15,7 @@ KINDS = {
     "models": ("synthclone.models", "MODELS"),
     "regimes": ("synthclone.training", "REGIMES"),
     "probes": ("synthclone.robustness", "PROBES"),
+    "corruptions": ("synthclone.robustness.corruption_ops", "CORRUPTIONS"),
 }
 
 

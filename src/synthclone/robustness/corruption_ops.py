@@ -60,10 +60,11 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..registry import Registry
 from .core import rand_on, randint_on, randn_on, to_device
 
 CorruptionFn = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
-CORRUPTIONS: Dict[str, CorruptionFn] = {}
+CORRUPTIONS: Registry = Registry("corruption")  # 'synthclone list corruptions'; bench.options.corruptions names them
 
 # the 15 of ImageNet-C in their usual order, then the 4 "extra" ones
 IMAGENET_C = [
@@ -77,8 +78,7 @@ ALL = IMAGENET_C + EXTRA
 
 
 def _corruption(fn: CorruptionFn) -> CorruptionFn:
-    CORRUPTIONS[fn.__name__] = fn
-    return fn
+    return CORRUPTIONS.register(fn.__name__)(fn)
 
 
 def _small(x: torch.Tensor) -> bool:
@@ -759,13 +759,10 @@ def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> to
     """Apply corruption ``name`` at ``severity`` (1..5) to float (N, C, H, W) in [0, 1] on any device.
 
     The result is float32 on ``x``'s device; ``g`` is a CPU generator (see the module docstring)."""
-    if name not in CORRUPTIONS:
-        from ..errors import UserError
-
-        raise UserError(f"unknown corruption {name!r}; valid: {', '.join(ALL)}")
+    fn = CORRUPTIONS.get(name)  # an unknown name: one line listing the valid ones
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"corruptions take (N, 1|3, H, W) images, got {tuple(x.shape)}")
-    fn, severity, x = CORRUPTIONS[name], int(severity), x.float()
+    severity, x = int(severity), x.float()
     step = max(1, CHUNK_VALUES // max(1, x[0].numel()))
     if len(x) <= step:
         return fn(x, severity, g)

@@ -401,158 +401,204 @@ def fit(task: Task, train: TrainData, val: Optional[ImageSet], out_dir: str | Pa
     Raises:
         TrainingDiverged: on a NaN/inf loss; the checkpoint of the last good epoch stays in ``out_dir``.
     """
-    out = Path(out_dir)
-    world_size, rank = world()
-    main = rank == 0
-    device = settings.device
-    precision = resolve_precision(settings.precision, device)
-    run_info = dict(run_info or {})
-    val = limit_val(val, settings.val_limit)
-    sampler = ShardedBatchSampler(train, settings.batch_size, seed=settings.seed, world_size=world_size, rank=rank)
-    steps_per_epoch = len(sampler)
-    frozen = _prepare_modules(task, settings, world_size)
-    opt = _optimizer(settings, task.params)
-    scaler = grad_scaler(precision, device)
-    step_module: nn.Module = _Step(task)
-    if world_size > 1:
-        step_module = _data_parallel(step_module, device)
-    fingerprint = {"task": task.name, "settings": settings.fingerprint(), "data": train.spec, "train_size": len(train),
-                   **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
-    history: List[Dict[str, Any]] = []
-    start_epoch, best_val, best_epoch, no_improve = 0, -1.0, -1, 0
-    state_dir = out / STATE_DIR
-    if (state_dir / "state.json").is_file():
-        prior = json.loads((state_dir / "state.json").read_text())
-        mine = json.loads(json.dumps(fingerprint, default=str))
-        theirs = {k: v for k, v in prior.get("fingerprint", {}).items() if k != "world_size"}  # older states had it
-        if theirs != mine:
-            raise UserError(f"{out} holds a run with a different {_first_difference(theirs, mine)}; use a new --out "
-                            f"directory or delete {state_dir}")
-        info = load_state_into(state_dir, task, opt)
-        start_epoch, history = info["epochs_done"], info["history"]
-        best_val, best_epoch, no_improve = info["best_val"], info["best_epoch"], info.get("no_improve", 0)
-        if info.get("finished") and start_epoch >= settings.epochs:
-            # a finished run with another lr or patience would silently keep the old weights
-            for key, ran in (info.get("resumable") or {}).items():
-                if ran != getattr(settings, key):
-                    raise UserError(f"{out} finished with {key} {ran}; this asks {key} {getattr(settings, key)}, which "
-                                    "would change nothing there: use a new --out directory")
-            say(f"[{task.name}] {out} already finished ({start_epoch} epochs); nothing to do")
-        else:
-            say(f"[{task.name}] resuming {out} after epoch {start_epoch}")
-    total_steps = steps_per_epoch * settings.epochs
-    warmup = int(round(settings.warmup_epochs * steps_per_epoch))
-    weights = torch.ones(len(train.parts))
-    if settings.source_weights is not None:
-        if len(settings.source_weights) != len(train.parts):
-            raise UserError(f"{len(settings.source_weights)} loss weights for {len(train.parts)} data parts {train.parts}")
-        weights = torch.tensor(settings.source_weights, dtype=torch.float32)
-    images_seen, train_seconds = 0, 0.0
+    run = _Run(task, train, val, Path(out_dir), settings, dict(run_info or {}))
+    run.resume()
     stopped_early = False
-    modules = [task.model, *task.extra_modules.values()]
-    # DistributedDataParallel averages gradients over ranks; the engine's loss is each rank's share
-    # of the global sum, so it is scaled by the world size to make the average that sum
-    ddp_scale = float(world_size)
-    for epoch in range(start_epoch, settings.epochs):
-        for m in modules:
-            m.train()
-        batches = sampler.global_batches(epoch)
-        bar = progress(total=len(batches), desc=f"{task.name} epoch {epoch + 1}/{settings.epochs}", unit="batch",
-                       leave=False) if main else _NullBar()
-        t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        # this rank's slice of every global batch, decoded ahead in DataLoader workers (file-backed data)
-        slices = [sampler._rank_slice(gb) for gb in batches]
-        for step, (gb, (images, idx)) in enumerate(zip(batches, train.data.batches(chunks=slices))):
-            gstep = epoch * steps_per_epoch + step
-            lr = lr_at(gstep, total_steps, warmup, settings.lr)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
-            g = torch.Generator().manual_seed(stable_seed(settings.seed, epoch, step, rank))
-            opt.zero_grad(set_to_none=False)
-            if _on_uint8(task.augment):  # uint8 crops on the CPU, then the (smaller) float copy on the device
-                x = _to_device(task.augment(images, g), device, settings.channels_last).float().div_(255)
-            else:
-                x = _to_device(images, device, settings.channels_last).float().div_(255)
-                if task.augment is not None:
-                    x = task.augment(x, g)
-            src = train.source[idx]
-            batch = Batch(x, _to_device(train.data.labels[idx], device), idx, src, _to_device(weights[src], device), g,
-                          global_n)
-            with autocast(precision, device):
-                per_sample, logits = step_module(batch)
-            loss = (per_sample.float() * batch.weight).sum() / global_n
-            scaler.scale(loss * ddp_scale).backward()
-            value = float(loss.detach()) * global_n
-            if logits is not None:
-                correct += int((logits.detach().float().argmax(1) == batch.y).sum())
-            value_all = _all_sum([value], device)[0] if world_size > 1 else value
-            if not math.isfinite(value_all):
-                where = f"epoch {epoch + 1}, step {step + 1}"
-                kept = f"the last good checkpoint (epoch {best_epoch + 1}) is in {out}" if (out / "meta.json").is_file() else "no checkpoint was written yet"
-                raise TrainingDiverged(f"training diverged: loss is {value_all} at {where}; {kept}; lower --lr (now {settings.lr}) and resume")
-            scaler.step(opt)
-            scaler.update()
-            loss_sum += value
-            seen += len(idx)
-            if main and step % 10 == 0:
-                bar.set_postfix(loss=f"{value / max(len(idx), 1):.3f}", lr=f"{lr:.3g}")
-            bar.update(1)
-        bar.close()
-        if world_size > 1:
-            if not (settings.sync_bn and is_cuda(device)):
-                for m in modules:
-                    _average_buffers(m, world_size)
-            loss_sum, correct, seen = _all_sum([loss_sum, float(correct), float(seen)], device)
-            correct, seen = int(correct), int(seen)
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        images_seen += seen
-        row: Dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "images_per_s": seen / max(seconds, 1e-9),
-                               "seconds": round(seconds, 2), "lr": lr}
-        if correct:
-            row["train_acc"] = correct / max(seen, 1)
-        val_acc = None
-        if val is not None and task.evaluate is not None:
-            evaluate = task.evaluate if callable(task.evaluate) else (
-                lambda m, v: accuracy(m, v, settings.eval_batch_size, precision))
-            val_acc = evaluate(task.model, val)
-            row["val_acc"] = val_acc
-        history.append(row)
-        improved = val_acc is None or val_acc > best_val
-        if improved:
-            best_val, best_epoch, no_improve = (val_acc if val_acc is not None else best_val), epoch, 0
-        else:
-            no_improve += 1
-        if settings.patience is not None and no_improve >= settings.patience:
-            stopped_early = True
-        finished = epoch + 1 >= settings.epochs or stopped_early
-        if main:
-            if improved:
-                if task.before_save is not None:
-                    task.before_save()
-                summary = {**run_info, **task.training_info, "settings": asdict(settings), "best_epoch": epoch + 1,
-                           "val_accuracy": val_acc, "val_size": len(val) if val is not None else 0,
-                           "data": train.summary(), "history": history,
-                           "hardware": {**device_record(device), "precision": precision, "processes": world_size}}
-                save_checkpoint(task.model, out, training=summary)
-            save_state(state_dir, task, opt, {"fingerprint": fingerprint, "epochs_done": epoch + 1, "history": history,
-                                              "best_val": best_val, "best_epoch": best_epoch, "no_improve": no_improve,
-                                              "finished": finished,
-                                              "resumable": {"lr": settings.lr, "patience": settings.patience}})
-            with open(out / "log.jsonl", "a") as fh:
-                fh.write(json.dumps({"task": task.name, **row}) + "\n")
-            val_txt = f", val acc {val_acc:.4f}" if val_acc is not None else ""
-            acc_txt = f", train acc {row['train_acc']:.4f}" if "train_acc" in row else ""
-            say(f"[{task.name}] epoch {epoch + 1}/{settings.epochs}: loss {row['loss']:.4f}{acc_txt}{val_txt}, "
-                f"{row['images_per_s']:.0f} images/s")
-        if world_size > 1:
-            dist.barrier()
+    for epoch in range(run.start_epoch, settings.epochs):
+        row = run.train_epoch(epoch)
+        improved = run.select(row, run.validate(row))
+        stopped_early = settings.patience is not None and run.no_improve >= settings.patience
+        run.save(epoch, row, improved, finished=epoch + 1 >= settings.epochs or stopped_early)
         if stopped_early:
             say(f"[{task.name}] early stop: no validation improvement for {settings.patience} epochs")
             break
-    for p in frozen:
+    for p in run.frozen:
         p.requires_grad_(True)
-    return TrainResult(out, history, best_val if best_val >= 0 else None, best_epoch + 1, train_seconds,
-                       images_seen / max(train_seconds, 1e-9), stopped_early)
+    return TrainResult(run.out, run.history, run.best_val if run.best_val >= 0 else None, run.best_epoch + 1,
+                       run.train_seconds, run.images_seen / max(run.train_seconds, 1e-9), stopped_early)
+
+
+class _Run:
+    """One :func:`fit`: the fixed parts (modules on the device, optimizer, sampler, loss weights) and
+    what changes from epoch to epoch (history, the best epoch so far), which ``train_state/`` keeps."""
+
+    def __init__(self, task: Task, train: TrainData, val: Optional[ImageSet], out: Path, settings: Settings,
+                 run_info: Dict[str, Any]):
+        self.task, self.train, self.out, self.settings, self.run_info = task, train, out, settings, run_info
+        self.world_size, self.rank = world()
+        self.main = self.rank == 0
+        self.device = settings.device
+        self.precision = resolve_precision(settings.precision, self.device)
+        self.val = limit_val(val, settings.val_limit)
+        self.sampler = ShardedBatchSampler(train, settings.batch_size, seed=settings.seed,
+                                           world_size=self.world_size, rank=self.rank)
+        self.steps_per_epoch = len(self.sampler)
+        self.frozen = _prepare_modules(task, settings, self.world_size)
+        self.opt = _optimizer(settings, task.params)
+        self.scaler = grad_scaler(self.precision, self.device)
+        self.step_module: nn.Module = _Step(task)
+        if self.world_size > 1:
+            self.step_module = _data_parallel(self.step_module, self.device)
+        self.fingerprint = {"task": task.name, "settings": settings.fingerprint(), "data": train.spec,
+                            "train_size": len(train),
+                            **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
+        self.total_steps = self.steps_per_epoch * settings.epochs
+        self.warmup = int(round(settings.warmup_epochs * self.steps_per_epoch))
+        self.weights = _loss_weights(settings, train)
+        self.modules = [task.model, *task.extra_modules.values()]
+        self.state_dir = out / STATE_DIR
+        self.history: List[Dict[str, Any]] = []
+        self.start_epoch, self.best_val, self.best_epoch, self.no_improve = 0, -1.0, -1, 0
+        self.images_seen, self.train_seconds = 0, 0.0
+
+    def resume(self) -> None:
+        """Continue from ``train_state/`` when a run of the same config left one there."""
+        if not (self.state_dir / "state.json").is_file():
+            return
+        prior = json.loads((self.state_dir / "state.json").read_text())
+        mine = json.loads(json.dumps(self.fingerprint, default=str))
+        theirs = {k: v for k, v in prior.get("fingerprint", {}).items() if k != "world_size"}  # older states had it
+        if theirs != mine:
+            raise UserError(f"{self.out} holds a run with a different {_first_difference(theirs, mine)}; use a new "
+                            f"--out directory or delete {self.state_dir}")
+        info = load_state_into(self.state_dir, self.task, self.opt)
+        self.start_epoch, self.history = info["epochs_done"], info["history"]
+        self.best_val, self.best_epoch, self.no_improve = info["best_val"], info["best_epoch"], info.get("no_improve", 0)
+        if info.get("finished") and self.start_epoch >= self.settings.epochs:
+            # a finished run with another lr or patience would silently keep the old weights
+            for key, ran in (info.get("resumable") or {}).items():
+                if ran != getattr(self.settings, key):
+                    raise UserError(f"{self.out} finished with {key} {ran}; this asks {key} "
+                                    f"{getattr(self.settings, key)}, which would change nothing there: use a new "
+                                    "--out directory")
+            say(f"[{self.task.name}] {self.out} already finished ({self.start_epoch} epochs); nothing to do")
+        else:
+            say(f"[{self.task.name}] resuming {self.out} after epoch {self.start_epoch}")
+
+    def _batch(self, images: torch.Tensor, idx: torch.Tensor, g: torch.Generator, global_n: int) -> Batch:
+        augment, s = self.task.augment, self.settings
+        if _on_uint8(augment):  # uint8 crops on the CPU, then the (smaller) float copy on the device
+            x = _to_device(augment(images, g), self.device, s.channels_last).float().div_(255)
+        else:
+            x = _to_device(images, self.device, s.channels_last).float().div_(255)
+            if augment is not None:
+                x = augment(x, g)
+        src = self.train.source[idx]
+        return Batch(x, _to_device(self.train.data.labels[idx], self.device), idx, src,
+                     _to_device(self.weights[src], self.device), g, global_n)
+
+    def _step(self, batch: Batch, epoch: int, step: int) -> tuple[float, int]:
+        """One optimisation step; returns this rank's summed loss and correct count."""
+        with autocast(self.precision, self.device):
+            per_sample, logits = self.step_module(batch)
+        loss = (per_sample.float() * batch.weight).sum() / batch.global_size
+        # DistributedDataParallel averages gradients over ranks; the engine's loss is each rank's share
+        # of the global sum, so it is scaled by the world size to make the average that sum
+        self.scaler.scale(loss * float(self.world_size)).backward()
+        value = float(loss.detach()) * batch.global_size
+        correct = int((logits.detach().float().argmax(1) == batch.y).sum()) if logits is not None else 0
+        value_all = _all_sum([value], self.device)[0] if self.world_size > 1 else value
+        if not math.isfinite(value_all):
+            where = f"epoch {epoch + 1}, step {step + 1}"
+            kept = (f"the last good checkpoint (epoch {self.best_epoch + 1}) is in {self.out}"
+                    if (self.out / "meta.json").is_file() else "no checkpoint was written yet")
+            raise TrainingDiverged(f"training diverged: loss is {value_all} at {where}; {kept}; lower --lr "
+                                   f"(now {self.settings.lr}) and resume")
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return value, correct
+
+    def train_epoch(self, epoch: int) -> Dict[str, Any]:
+        """One pass over the training data; returns the epoch's log row (loss, throughput, lr)."""
+        s = self.settings
+        for m in self.modules:
+            m.train()
+        batches = self.sampler.global_batches(epoch)
+        bar = progress(total=len(batches), desc=f"{self.task.name} epoch {epoch + 1}/{s.epochs}", unit="batch",
+                       leave=False) if self.main else _NullBar()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen, lr = 0.0, 0, 0, s.lr
+        # this rank's slice of every global batch, decoded ahead in DataLoader workers (file-backed data)
+        slices = [self.sampler._rank_slice(gb) for gb in batches]
+        for step, (gb, (images, idx)) in enumerate(zip(batches, self.train.data.batches(chunks=slices))):
+            lr = lr_at(epoch * self.steps_per_epoch + step, self.total_steps, self.warmup, s.lr)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
+            g = torch.Generator().manual_seed(stable_seed(s.seed, epoch, step, self.rank))
+            self.opt.zero_grad(set_to_none=False)
+            value, right = self._step(self._batch(images, idx, g, global_n), epoch, step)
+            loss_sum, correct, seen = loss_sum + value, correct + right, seen + len(idx)
+            if self.main and step % 10 == 0:
+                bar.set_postfix(loss=f"{value / max(len(idx), 1):.3f}", lr=f"{lr:.3g}")
+            bar.update(1)
+        bar.close()
+        if self.world_size > 1:
+            if not (s.sync_bn and is_cuda(self.device)):
+                for m in self.modules:
+                    _average_buffers(m, self.world_size)
+            loss_sum, correct, seen = _all_sum([loss_sum, float(correct), float(seen)], self.device)
+            correct, seen = int(correct), int(seen)
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        self.images_seen += seen
+        row: Dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1),
+                               "images_per_s": seen / max(seconds, 1e-9), "seconds": round(seconds, 2), "lr": lr}
+        if correct:
+            row["train_acc"] = correct / max(seen, 1)
+        return row
+
+    def validate(self, row: Dict[str, Any]) -> Optional[float]:
+        """Validation accuracy of the epoch's model (None without a validation set), written into ``row``."""
+        if self.val is None or self.task.evaluate is None:
+            return None
+        evaluate = self.task.evaluate if callable(self.task.evaluate) else (
+            lambda m, v: accuracy(m, v, self.settings.eval_batch_size, self.precision))
+        row["val_acc"] = evaluate(self.task.model, self.val)
+        return row["val_acc"]
+
+    def select(self, row: Dict[str, Any], val_acc: Optional[float]) -> bool:
+        """Record the epoch; True when it is the best so far (every epoch is, without validation)."""
+        self.history.append(row)
+        improved = val_acc is None or val_acc > self.best_val
+        if improved:
+            self.best_val = val_acc if val_acc is not None else self.best_val
+            self.best_epoch, self.no_improve = row["epoch"] - 1, 0
+        else:
+            self.no_improve += 1
+        return improved
+
+    def save(self, epoch: int, row: Dict[str, Any], improved: bool, finished: bool) -> None:
+        """Rank 0 writes the checkpoint (when the epoch improved), the resumable state and the log line."""
+        task, s = self.task, self.settings
+        if self.main:
+            if improved:
+                if task.before_save is not None:
+                    task.before_save()
+                summary = {**self.run_info, **task.training_info, "settings": asdict(s), "best_epoch": epoch + 1,
+                           "val_accuracy": row.get("val_acc"), "val_size": len(self.val) if self.val is not None else 0,
+                           "data": self.train.summary(), "history": self.history,
+                           "hardware": {**device_record(self.device), "precision": self.precision,
+                                        "processes": self.world_size}}
+                save_checkpoint(task.model, self.out, training=summary)
+            save_state(self.state_dir, task, self.opt, {
+                "fingerprint": self.fingerprint, "epochs_done": epoch + 1, "history": self.history,
+                "best_val": self.best_val, "best_epoch": self.best_epoch, "no_improve": self.no_improve,
+                "finished": finished, "resumable": {"lr": s.lr, "patience": s.patience}})
+            with open(self.out / "log.jsonl", "a") as fh:
+                fh.write(json.dumps({"task": task.name, **row}) + "\n")
+            val_txt = f", val acc {row['val_acc']:.4f}" if row.get("val_acc") is not None else ""
+            acc_txt = f", train acc {row['train_acc']:.4f}" if "train_acc" in row else ""
+            say(f"[{task.name}] epoch {epoch + 1}/{s.epochs}: loss {row['loss']:.4f}{acc_txt}{val_txt}, "
+                f"{row['images_per_s']:.0f} images/s")
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def _loss_weights(settings: Settings, train: TrainData) -> torch.Tensor:
+    """The loss weight of each data part (``settings.source_weights``; 1 each by default)."""
+    if settings.source_weights is None:
+        return torch.ones(len(train.parts))
+    if len(settings.source_weights) != len(train.parts):
+        raise UserError(f"{len(settings.source_weights)} loss weights for {len(train.parts)} data parts {train.parts}")
+    return torch.tensor(settings.source_weights, dtype=torch.float32)
