@@ -1,5 +1,6 @@
 """Issue 17 item 9 (in part): every Parquet file synthclone writes says which schema it follows and
-which synthclone made it; bench summaries and store.json do too."""
+which synthclone made it and the hash of the config that made it; bench summaries, store.json and
+the report's provenance.json do too."""
 
 import json
 
@@ -35,5 +36,18 @@ def test_bench_rows_and_summary_carry_provenance(tmp_path, run_cli):
     out = tmp_path / "bench"
     code, _, err = run_cli("bench", "--model", str(ckpt), "--probes", "clean", "--limit", "16", "--out", str(out))
     assert code == 0, err
-    assert table_provenance(out / "rows.parquet")["schema"] == "synthclone.rows/1"
-    assert json.loads((out / "summary.json").read_text())["provenance"]["schema"] == "synthclone.bench-summary/1"
+    rows, summary = table_provenance(out / "rows.parquet"), json.loads((out / "summary.json").read_text())["provenance"]
+    assert rows["schema"] == "synthclone.rows/1" and summary["schema"] == "synthclone.bench-summary/1"
+    assert rows["config_hash"] == summary["config_hash"] and len(rows["config_hash"]) == 12
+    other = tmp_path / "other"
+    code, _, err = run_cli("bench", "--model", str(ckpt), "--probes", "clean", "--limit", "16", "--seed", "1",
+                           "--out", str(other))
+    assert code == 0, err
+    assert table_provenance(other / "rows.parquet")["config_hash"] != rows["config_hash"]  # another setting
+
+
+def test_config_hash_follows_the_settings():
+    from synthclone.config import config_hash, load_config
+
+    a, b = load_config("quickstart"), load_config("quickstart", ["train.epochs=7"])
+    assert config_hash(a) == config_hash(load_config("quickstart")) and config_hash(a) != config_hash(b)

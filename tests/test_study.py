@@ -56,6 +56,16 @@ def test_study_writes_report_from_rows(tiny_run):
     assert findings["classifier-tuning"]["verdict"] == "not run"  # arm not in this study
     assert (report / "figures" / "guidance-3.png").is_file()
     assert (run_dir / "config.yaml").is_file()
+    from synthclone.data.store import table_provenance
+
+    made = json.loads((report / "provenance.json").read_text())
+    assert made["schema"] == "synthclone.report/1" and table_provenance(report / "rows.parquet")["config_hash"] == \
+        made["config_hash"]
+    stores = list(run_dir.glob("generate-*/store"))
+    assert stores
+    for store in stores:  # a store's manifest carries the store's config hash
+        assert table_provenance(store / "manifest.parquet")["config_hash"] == \
+            json.loads((store / "store.json").read_text())["config_hash"]
 
 
 def test_second_run_reuses_every_stage(tiny_run):

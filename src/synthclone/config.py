@@ -304,13 +304,25 @@ def option_overrides(pairs: List[str], section: str, flag: str = "--option") -> 
 
 
 @functools.lru_cache(maxsize=None)
-def file_provenance(schema: Optional[str] = None) -> Dict[str, Any]:
+def file_provenance(schema: Optional[str] = None, config_hash: Optional[str] = None) -> Dict[str, Any]:
     """What every file synthclone writes carries about its origin: the schema it follows (e.g.
-    ``synthclone.rows/1``), the package version and the git commit. No clock, so equal content
-    still gives equal bytes."""
+    ``synthclone.rows/1``), the package version, the git commit and, where one config made the file,
+    ``config_hash`` (a store's config hash, a study stage's hash, :func:`config_hash` of a run config).
+    No clock, so equal content still gives equal bytes."""
     from . import __version__
 
-    return {"schema": schema, "synthclone_version": __version__, "git_sha": git_sha()}
+    out = {"schema": schema, "synthclone_version": __version__, "git_sha": git_sha()}
+    if config_hash is not None:
+        out["config_hash"] = config_hash
+    return out
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """12 hex digits of the SHA-256 of a resolved config (its canonical JSON)."""
+    import hashlib
+
+    text = json.dumps(json.loads(cfg.model_dump_json()), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def git_sha(cwd: Optional[Path] = None) -> Optional[str]:

@@ -89,6 +89,11 @@ class Stage:
         return run_dir / f"{safe}-{key}"
 
 
+def stage_hash(folder: Path) -> str:
+    """The hash a stage folder is named by (``RUN_DIR/<stage>-<hash>``): the stage's config and inputs."""
+    return Path(folder).name.rsplit("-", 1)[-1]
+
+
 def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
     """Run each stage unless its folder already says done; returns every stage's outputs."""
     hashes: Dict[str, str] = {}

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .pipeline import Stage, read_done, run_stages, write_json
+from .pipeline import Stage, read_done, run_stages, stage_hash, write_json
 from .progress import say
 
 
@@ -312,7 +312,7 @@ def _bench_fn(cfg, m: ArmModel):
         rows = run_probes(model, m.name, cfg.bench.probes, bench_settings(cfg))
         from .robustness import ROWS_SCHEMA
 
-        write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA)
+        write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA, config_hash=stage_hash(folder))
         return {"rows": str(folder / "rows.parquet"), "seconds": rows.attrs.get("seconds", {}), "tags": m.tags(),
                 "hardware": rows.attrs.get("device")}
 

@@ -256,14 +256,21 @@ def run(args) -> int:
     from ..data.store import write_table
     from ..robustness import ROWS_SCHEMA
 
-    write_table(rows, out / "rows.parquet", schema=ROWS_SCHEMA)
     settings_doc = {k: v for k, v in vars(settings_).items() if k not in ("data", "val", "train", "label_groups")}
+    from ..pipeline import stable_hash
+
+    # what made these rows: the settings and the command's own arguments (models, folders, label map)
+    digest = stable_hash({"config": json.loads(cfg.model_dump_json()), "models": args.model, "baseline": args.baseline,
+                          "val": args.val, "label_map": args.label_map, "extra_sets": args.extra_set,
+                          "folders": [args.corruption_folder, args.cue_conflict_folder, args.imagenet9_root,
+                                      args.ood_folder], "pretrained": args.pretrained})
+    write_table(rows, out / "rows.parquet", schema=ROWS_SCHEMA, config_hash=digest)
     doc = {"models": summary, "baseline": baseline_name, "probes": probes, "data": cfg.data.dataset,
            "evaluation_images": len(settings_.evaluation_set()), "seconds": seconds, "total_seconds": total,
            "skipped_unreadable": sorted(set(data.skipped) | set(val.skipped)),
            "settings": settings_doc, "label_map": args.label_map, "hardware": hardware,
            "random_weights": [_model_name(m) for m in hub] if args.random_weights and not args.pretrained else [],
-           "provenance": file_provenance("synthclone.bench-summary/1")}
+           "provenance": file_provenance("synthclone.bench-summary/1", digest)}
     _write_atomic(out / "summary.json", lambda p: p.write_text(json.dumps(doc, indent=2, default=str)))
     if "calibration" in probes and not args.no_plots:
         from ..robustness.calibration import plot_reliability

@@ -146,12 +146,13 @@ def png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
 
 
 def write_table(rows: List[Dict[str, Any]] | "Any", path: Path, columns: Optional[Sequence[str]] = None,
-                schema: Optional[str] = None) -> None:
+                schema: Optional[str] = None, config_hash: Optional[str] = None) -> None:
     """Write rows (dicts or a DataFrame) to Parquet atomically (temp file + rename), deterministically.
 
     ``columns`` selects and orders the columns (the manifest passes :data:`COLUMNS`); by default a
     DataFrame keeps its own columns. The file's key-value metadata ``synthclone`` holds
-    :func:`~synthclone.config.file_provenance` of ``schema`` (read it back with :func:`table_provenance`).
+    :func:`~synthclone.config.file_provenance` of ``schema`` and ``config_hash`` (read it back with
+    :func:`table_provenance`).
     """
     import pandas as pd
     import pyarrow as pa
@@ -165,17 +166,17 @@ def write_table(rows: List[Dict[str, Any]] | "Any", path: Path, columns: Optiona
     from ..config import file_provenance
 
     meta = dict(table.schema.metadata or {})
-    meta[b"synthclone"] = json.dumps(file_provenance(schema), sort_keys=True).encode()
+    meta[b"synthclone"] = json.dumps(file_provenance(schema, config_hash), sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf, compression="zstd")
     atomic_write_bytes(path, buf.getvalue().to_pybytes())
 
 
-def _provenance(schema: str) -> Dict[str, Any]:
+def _provenance(schema: str, config_hash: Optional[str] = None) -> Dict[str, Any]:
     from ..config import file_provenance
 
-    return file_provenance(schema)
+    return file_provenance(schema, config_hash)
 
 
 def table_provenance(path: Path) -> Dict[str, Any]:
@@ -352,7 +353,7 @@ def open_store(plan: StorePlan) -> int:
                 "per_class": plan.per_class,
                 "layout": plan.layout,
                 "identity": plan.identity,
-                "provenance": _provenance("synthclone.store/1"),
+                "provenance": _provenance("synthclone.store/1", digest),
             }
             atomic_write_bytes(meta_path, json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
         probe = root / SHARDS_DIR / f".write-test.tmp{os.getpid()}"
@@ -424,7 +425,7 @@ def run_shard(plan: StorePlan, shard: Shard, generator, filters: Sequence[Any] =
         })
     if plan.layout == "tar":  # the whole shard in one tar, renamed into place before its manifest part
         write_tar(plan.tar_path(shard), _tar_members(members, rows_out))
-    write_table(rows_out, plan.shard_path(shard), COLUMNS, MANIFEST_SCHEMA)
+    write_table(rows_out, plan.shard_path(shard), COLUMNS, MANIFEST_SCHEMA, plan.config_hash())
     return len(index)
 
 
@@ -488,7 +489,7 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
             if not plan.tar_path(s).is_file():
                 raise UserError(f"store {root} lost {SHARDS_DIR}/{s.name}.tar; "
                                 f"delete {SHARDS_DIR}/{s.name}.parquet and run generate again")
-        write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA)
+        write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA, plan.config_hash())
         return df
     paths = []
     for row, kept in zip(df.itertuples(index=False), keep):
@@ -503,7 +504,7 @@ def finalize(plan: StorePlan, filters: Sequence[Any] = ()):
             raise UserError(f"store {root} lost image {rel}; delete shards/{row.shard}.parquet and run generate again")
         paths.append(rel)
     df["path"] = paths
-    write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA)
+    write_table(df, root / MANIFEST, COLUMNS, MANIFEST_SCHEMA, plan.config_hash())
     return df
 
 

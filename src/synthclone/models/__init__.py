@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 import torch
 
+from ..errors import UserError
 from ..registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -64,7 +65,17 @@ def model_data_config(name: Optional[str]) -> Optional[Dict[str, float]]:
     if name.startswith("timm:"):
         import timm
 
-        model = name.split(":", 1)[1].split("@")[0]
+        model = name.split(":", 1)[1]
+        if model.startswith("local-dir:"):
+            from .external import _timm_local_config
+
+            try:
+                pre = _timm_local_config(model).get("pretrained_cfg") or {}
+            except UserError:
+                return None  # the model's loader says what is wrong
+            size = pre.get("input_size") or (3, 224, 224)
+            return {"size": int(size[-1]), "crop_pct": float(pre.get("crop_pct") or 0.875)}
+        model = model.split("@")[0]
         if not timm.is_model(model):
             return None
         cfg = timm.models.get_pretrained_cfg(model)

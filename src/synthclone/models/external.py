@@ -136,8 +136,11 @@ def timm_model(name: str, classes=None, num_classes: Optional[int] = None, pretr
     import timm
     from timm.data import resolve_data_config
 
-    if not timm.is_model(name):
-        raise UserError(f"unknown timm model {name!r}; see timm.list_models() for valid names")
+    if name.startswith("local-dir:"):
+        _timm_local_config(name)  # a folder without timm's config.json: one line now, not a traceback later
+    elif not name.startswith("hf-hub:") and not timm.is_model(name):
+        raise UserError(f"unknown timm model {name!r}; see timm.list_models() for valid names, or give "
+                        "timm:local-dir:FOLDER (a folder saved by timm.models.save_for_hf) or timm:hf-hub:ORG/REPO")
     names, k = _check_classes(classes, num_classes, class_map)
     create_kw = dict(kwargs)
     if k is not None:
@@ -164,6 +167,22 @@ def timm_model(name: str, classes=None, num_classes: Optional[int] = None, pretr
     )
     head = net.get_classifier() if hasattr(net, "get_classifier") else None
     return ExternalClassifier(net, spec, head if isinstance(head, nn.Module) and not isinstance(head, nn.Identity) else None, lm)
+
+
+def _timm_local_config(name: str) -> dict:
+    """``config.json`` of a ``local-dir:FOLDER`` timm model (what ``timm.models.save_for_hf`` writes: the
+    architecture and its ``pretrained_cfg``); ``--pretrained`` loads the weights file beside it."""
+    import json
+
+    folder = Path(name.split(":", 1)[1]).expanduser()
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserError(f"timm:{name}: {folder} has no config.json; save the model with "
+                        "timm.models.save_for_hf(model, FOLDER) (config.json + model.safetensors)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"timm:{name}: {path} is not valid JSON; save the model again with timm.models.save_for_hf") from None
 
 
 def _torchvision_head(net: nn.Module) -> Optional[nn.Module]:

@@ -289,13 +289,22 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     tags = pd.DataFrame(tag_rows, columns=["model", "arm", "seed", "strategy", "regime"])
     from ..robustness import ROWS_SCHEMA
 
-    write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA)
+    from ..config import config_hash, file_provenance
+    from ..paths import atomic_write_text
+
+    digest = config_hash(cfg)
+    write_table(rows, folder / "rows.parquet", schema=ROWS_SCHEMA, config_hash=digest)
     real = tags[tags["arm"] == "real"]["model"]
     baseline = real.iloc[0] if len(real) else None
     summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
     findings = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins) if len(rows) else []
-    (folder / "findings.json").write_text(json.dumps(findings_records(findings), indent=2, default=str))
+    atomic_write_text(folder / "findings.json", json.dumps(findings_records(findings), indent=2, default=str))
+    # summary.json and findings.json keep their plain shapes (models -> metrics, a list of claims); what made them:
+    atomic_write_text(folder / "provenance.json", json.dumps({
+        **file_provenance("synthclone.report/1", digest),
+        "files": {"summary.json": "synthclone.report-summary/1", "findings.json": "synthclone.findings/1",
+                  "rows.parquet": ROWS_SCHEMA}}, indent=2))
 
     doc = Document(f"synthclone report: {cfg.name}")
     seeds = sorted(tags["seed"].unique().tolist()) if len(tags) else []
