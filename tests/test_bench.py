@@ -74,6 +74,7 @@ def test_bench_all_on_tiny_timm_model(run_cli, tmp_path):
     assert code == 0, err
     doc = json.loads((out / "summary.json").read_text())
     assert "timm:test_resnet" in doc["models"] and doc["random_weights"] == ["timm:test_resnet"]
+    assert "timm:test_resnet [random weights]" in stdout  # the printed table marks them
 
 
 @pytest.mark.slow

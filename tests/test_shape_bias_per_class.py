@@ -106,3 +106,18 @@ def test_report_shows_per_category_table_and_plot(rows, tmp_path):
     md = next((tmp_path / "report").glob("*.md")).read_text()
     assert "Shape bias per shape category" in md and "shape-bias-per-class.png" in md
     assert "T-shirt/top" in md  # categories named by the dataset's classes (Fashion-MNIST class 0)
+
+
+def test_report_warns_when_the_clip_had_random_weights(rows, tmp_path):
+    """Issue 17 item 7: random weights are marked where the numbers are read, not only asked for."""
+    from synthclone.config import load_config
+
+    path = tmp_path / "a.parquet"
+    rows[rows["model"] == "a"].to_parquet(path, index=False)
+    inputs = {"bench-a": {"rows": str(path)}}
+    for pretrained, warned in (("none", True), (None, False)):
+        cfg = load_config(overrides=["report.guidance_grid=[]", "clip.model=open_clip:tiny",
+                                     f"clip.pretrained={pretrained if pretrained else 'null'}", "report.formats=[md]"])
+        build_report(cfg, tmp_path, inputs, [_Model("a", "real")], tmp_path / "report")
+        md = (tmp_path / "report" / "report.md").read_text()
+        assert ("ran with random weights" in md) is warned

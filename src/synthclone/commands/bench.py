@@ -276,7 +276,7 @@ def run(args) -> int:
         from ..robustness.calibration import plot_reliability
 
         plot_reliability(rows, out / "plots", settings_.ece_bins)
-    print(format_table({k: v for k, v in summary.items()}))
+    print(format_table({(f"{k} [random weights]" if k in doc["random_weights"] else k): v for k, v in summary.items()}))
     if doc["random_weights"]:
         warn(f"[bench] note: {', '.join(doc['random_weights'])} ran with random weights (--random-weights); "
             "their numbers say nothing about the pretrained model")

@@ -315,6 +315,10 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
         f"{len(rows):,} per-sample probe rows. Baseline for mCE: {baseline or 'none'}."
         + (f" Benchmarked on {', '.join(sorted(devices))}." if devices else "")))
 
+    if cfg.clip.model.startswith("open_clip:") and isinstance(cfg.clip.pretrained, str) and cfg.clip.pretrained.lower() == "none":
+        doc.add(Paragraph(f"Warning: the CLIP ({cfg.clip.model}) ran with random weights (clip.pretrained: none), a "
+                          "smoke test: the zero-shot, classifier-tuning and CLIP-filter numbers say nothing about "
+                          "the pretrained model."))
     doc.add(Heading("Findings"))
     for block in findings_section(findings, cfg.report.confidence, rows):
         doc.add(block)
