@@ -35,14 +35,39 @@ def test_clip_select_threshold_is_one_over_c():
 
 def test_clip_quota_top_confidence_fill_and_candidates():
     df, labels = _scores([0.9, 0.6, 0.7, 0.1, 0.3, 0.2, 0.1, 0.15], [0, 0, 0, 0, 1, 1, 1, 1])
-    r = create_filter("clip", quota=2).select(df, labels, 2)
+    r = create_filter("clip", quota=2, pick="top").select(df, labels, 2)
     # class 0: three pass (> 0.5) -> the two most confident; class 1: none pass -> filled by confidence
     assert r.keep.tolist() == [True, False, True, False, True, True, False, False]
     cand = np.array([False, True, True, True, True, True, True, True])
-    r = create_filter("clip", quota=2).select(df, labels, 2, candidates=cand)
+    r = create_filter("clip", quota=2, pick="top").select(df, labels, 2, candidates=cand)
     assert r.keep.tolist() == [False, True, True, False, True, True, False, False]
     with pytest.raises(UserError, match="quota"):
         create_filter("clip", quota=0)
+    with pytest.raises(UserError, match="pick"):
+        create_filter("clip", quota=2, pick="best")
+
+
+def test_clip_quota_draws_at_random_among_the_passing_images_as_he_et_al():
+    """He et al. (CVMI-Lab/SyntheticData, select_by_clip_thres_RS): with more passing images than the
+    quota, a uniform random sample of them; with fewer, the most confident fill it."""
+    n = 40
+    scores = np.r_[np.linspace(0.51, 0.99, 30), np.full(10, 0.1)]  # class 0: 30 pass, 10 do not
+    df, labels = _scores(scores, [0] * n)
+    passing = set(range(30))
+    counts = np.zeros(n)
+    for seed in range(300):
+        r = create_filter("clip", quota=5, seed=seed).select(df, labels, 2)
+        kept = set(np.nonzero(r.keep)[0])
+        assert len(kept) == 5 and kept <= passing  # never a failing image while enough pass
+        counts[list(kept)] += 1
+    # uniform over the 30 passing images: each kept 300 * 5/30 = 50 times; the top-confidence pick would
+    # keep only the 5 most confident (29, 28, ..., 25) every time
+    assert counts[:30].min() > 25 and counts[:30].max() < 80 and counts[30:].sum() == 0
+    # deterministic per seed, and independent of the manifest's row order
+    a = create_filter("clip", quota=5, seed=3).select(df, labels, 2).keep
+    flipped = df.iloc[::-1].reset_index(drop=True)
+    b = create_filter("clip", quota=5, seed=3).select(flipped, labels[::-1], 2).keep[::-1]
+    assert (a == b).all()
 
 
 def test_dedup_hash_drops_exact_and_near_copies_within_a_class():

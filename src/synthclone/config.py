@@ -114,7 +114,7 @@ class BenchConfig(Section):
 
 ARMS = [
     "real", "synthetic", "unfiltered", "mixed", "zero-shot", "classifier-tuning", "ssl", "clip",
-    "few-shot-real", "few-shot-guided", "pretrain-finetune",
+    "few-shot-real", "few-shot-guided", "pretrain-finetune", "few-shot-clip", "few-shot-clip-guided",
 ]
 
 
@@ -125,6 +125,13 @@ class StudyConfig(Section):
     few_shot_k: int = Field(8, ge=1, description="real images per class in the few-shot arms (and for real-guided generation)")
     few_shot_epochs: int = Field(30, ge=1, description="epochs of the few-shot arms (tiny data needs more passes)")
     ssl_epochs: Optional[int] = Field(None, ge=1, description="epochs of self-supervised pre-training (default: train.epochs)")
+    # He et al.'s classifier tuning (CVMI-Lab/SyntheticData README: 30 epochs, AdamW, weight decay 0.1; zero-shot
+    # batch 512 and lr 2e-3; few-shot a synthetic batch of 512 and a real batch of 32 per step, lr 1e-3)
+    clip_epochs: int = Field(30, ge=1, description="epochs of the classifier-tuning arms (He et al.: 30)")
+    clip_batch_size: int = Field(512, ge=1, description="synthetic images per step in the classifier-tuning arms (He et al.: 512)")
+    clip_real_batch_size: int = Field(32, ge=1, description="real images per step in the few-shot classifier-tuning arms (He et al.: 32)")
+    clip_weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay of the classifier-tuning arms (He et al.: 0.1)")
+    baseline_prompts: str = Field("template", description="the prompt strategy the language-enhancement claim compares against (it should be one of generate.prompts)")
 
 
 class ClipConfig(Section):

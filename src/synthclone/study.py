@@ -10,12 +10,15 @@ synthetic             supervised on each prompt strategy's CLIP-filtered store (
 unfiltered            supervised on the first strategy's store without the filter
 mixed                 real + first strategy's store, ``train.mix_ratio`` synthetic per batch
 zero-shot             the small CLIP, zero-shot from class names (no training)
-classifier-tuning     frozen small CLIP + linear head from the zero-shot weights, on synthetic data
+classifier-tuning     frozen CLIP + linear head from the zero-shot weights, on synthetic data (He et al.)
 ssl                   multi-positive SimCLR on synthetic images (same prompt = positives) + probe
 clip                  a CLIP-style image tower trained on the store's (image, prompt) pairs, zero-shot
 few-shot-real         supervised on ``study.few_shot_k`` real images per class
 few-shot-guided       the same few-shot images + a store generated from them (real guidance)
 pretrain-finetune     the synthetic model fine-tuned on the few-shot real images
+few-shot-clip         classifier tuning of the CLIP on the few-shot real images alone (cross-entropy)
+few-shot-clip-guided  He et al.'s few-shot setting: a real batch (cross-entropy) + a real-guided synthetic
+                      batch (soft + hard loss) per step
 ====================  =====================================================================
 
 Every stage lives in ``RUN_DIR/<stage>-<hash>`` (see :mod:`synthclone.pipeline`), so a second run
@@ -50,6 +53,9 @@ class ArmModel:
     options: Dict[str, Any] = field(default_factory=dict)
     epochs: Optional[int] = None
     model: Optional[str] = None
+    batch_size: Optional[int] = None      # None: train.batch_size
+    lr: Optional[float] = None            # None: train.lr (supervised) or the regime's default
+    weight_decay: Optional[float] = None  # None: train.weight_decay
 
     def tags(self) -> Dict[str, Any]:
         return {"model": self.name, "arm": self.arm, "seed": self.seed, "strategy": self.strategy, "regime": self.regime}
@@ -60,6 +66,7 @@ def _gen_stage_name(strategy: str) -> str:
 
 
 FEW_SHOT_STAGE = "generate-guided"
+FEW_SHOT_CLIP_LR = 1e-3  # He et al.'s few-shot classifier tuning (CVMI-Lab/SyntheticData README, ct_fsl.py)
 
 
 def load_options(cfg, evaluation: bool = False) -> Dict[str, Any]:
@@ -140,9 +147,12 @@ def plan_models(cfg) -> List[ArmModel]:
                                 ("mix", _gen_stage_name(first), cfg.train.mix_ratio), [_gen_stage_name(first)]))
         if "zero-shot" in arms and seed == cfg.train.seeds[0]:
             out.append(ArmModel("zero-shot", "zero-shot", seed))  # deterministic: one model for all seeds
+        st = cfg.study
+        clip_kw = dict(epochs=st.clip_epochs, weight_decay=st.clip_weight_decay)
         if "classifier-tuning" in arms:
             out.append(ArmModel(f"classifier-tuning:{first}{s}", "classifier-tuning", seed, first, "classifier-tuning",
-                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)]))
+                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)],
+                                batch_size=st.clip_batch_size, **clip_kw))
         if "ssl" in arms:
             out.append(ArmModel(f"ssl:{first}{s}", "ssl", seed, first, "ssl-multipos",
                                 ("store", _gen_stage_name(first), True), [_gen_stage_name(first)],
@@ -160,6 +170,14 @@ def plan_models(cfg) -> List[ArmModel]:
             out.append(ArmModel(f"pretrain-finetune:{first}{s}", "pretrain-finetune", seed, first, "finetune",
                                 data=_few_shot_spec(cfg), options={"init_model": f"synthetic:{first}{s}"},
                                 epochs=cfg.study.few_shot_epochs))
+        if "few-shot-clip" in arms or "few-shot-clip-guided" in arms:
+            out.append(ArmModel(f"few-shot-clip{s}", "few-shot-clip", seed, regime="classifier-tuning",
+                                data=_few_shot_spec(cfg), batch_size=st.clip_real_batch_size, lr=FEW_SHOT_CLIP_LR,
+                                **clip_kw))
+        if "few-shot-clip-guided" in arms:
+            out.append(ArmModel(f"few-shot-clip-guided{s}", "few-shot-clip-guided", seed, first, "classifier-tuning",
+                                ("few-shot-clip-mix", FEW_SHOT_STAGE, None), [FEW_SHOT_STAGE],
+                                batch_size=st.clip_batch_size + st.clip_real_batch_size, lr=FEW_SHOT_CLIP_LR, **clip_kw))
     return out
 
 
@@ -220,6 +238,9 @@ def _train_data(cfg, m: ArmModel, inputs: Dict[str, Any]):
         return f"{_real_spec(cfg)}+{store}@{arg}"
     if kind == "few-shot-mix":
         return f"{_few_shot_spec(cfg)}+{store}@{arg}"
+    if kind == "few-shot-clip-mix":  # an epoch is a pass over the synthetic store; the real images cycle
+        syn, real = cfg.study.clip_batch_size, cfg.study.clip_real_batch_size
+        return f"{store}+{_few_shot_spec(cfg)}@{syn / (syn + real)!r},{real / (syn + real)!r}"
     raise ValueError(kind)
 
 
@@ -256,8 +277,9 @@ def _train_fn(cfg, m: ArmModel):
             options.update(_clip_model(cfg)[1])  # clip.pretrained, or the small CLIP's weights
         result = train_model(
             m.regime, _train_data(cfg, m, inputs), _val_set(cfg), _arm_model(cfg, m),
-            folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
-            lr=cfg.train.lr if m.regime == "supervised" else None, seed=m.seed, weight_decay=cfg.train.weight_decay,
+            folder / "checkpoint", epochs=m.epochs or cfg.train.epochs, batch_size=m.batch_size or cfg.train.batch_size,
+            lr=m.lr if m.lr is not None else (cfg.train.lr if m.regime == "supervised" else None), seed=m.seed,
+            weight_decay=m.weight_decay if m.weight_decay is not None else cfg.train.weight_decay,
             precision=cfg.train.precision, warmup_epochs=cfg.train.warmup_epochs, patience=cfg.train.patience,
             optimizer=cfg.train.optimizer, dataset=cfg.data.dataset, data_options=load_options(cfg), **options,
         )
@@ -377,7 +399,8 @@ def build_stages(cfg) -> List[Stage]:
         needs = list(m.needs)
         if "init_model" in m.options:
             needs.append(f"train-{m.options['init_model']}")
-        stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs}, needs))
+        stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
+                                                          "weight_decay": m.weight_decay}, needs))
     bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights,
                  "clip": cfg.clip.model_dump()}
     for m in models:
@@ -482,7 +505,7 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     if cfg.train.options:
         raise UserError(f"train.options {sorted(cfg.train.options)} are regime options of 'synthclone train'; a study "
                         "sets each arm's own, so remove them from the config")
-    if cfg.generate.generator == "diffusers" and "few-shot-guided" in cfg.study.arms:
+    if cfg.generate.generator == "diffusers" and {"few-shot-guided", "few-shot-clip-guided"} & set(cfg.study.arms):
         # the real-guided store is image-to-image: settings that give no denoising step fail now, not hours in
         from .distributed.generation import guided_strength
         from .generators.diffusers_backend import check_img2img

@@ -11,8 +11,10 @@ templates for open_clip models; images resized and normalised as the model's pre
 Decision, class by class:
 
 1. an image passes when its confidence exceeds ``1 / C`` (C = number of classes);
-2. with ``quota`` (images wanted per class): the ``quota`` most confident passing images are kept;
-   when fewer pass, the most confident of the others fill the quota (top-confidence fill);
+2. with ``quota`` (images wanted per class): when more than ``quota`` pass, ``quota`` of them are
+   drawn at random (``pick: random``, the default, as He et al.'s ``select_by_clip_thres_RS`` in
+   CVMI-Lab/SyntheticData does; seeded by ``seed``) or the most confident are kept (``pick: top``);
+   when fewer pass, the quota is filled with the most confident images (He et al. do the same);
 3. without a quota all passing images are kept, topped up to ``min_keep`` (default 1) by confidence
    so that no class ends empty.
 
@@ -64,7 +66,8 @@ class ClipFilter(ImageFilter):
 
     def __init__(self, model: Optional[str] = None, pretrained: Optional[str] = None, weights: Optional[str] = None,
                  tiny: bool = False, quota: Optional[int] = None, min_keep: int = 1,
-                 templates: Optional[Sequence[str]] = None, batch_size: int = 256, device: str = "cpu"):
+                 templates: Optional[Sequence[str]] = None, batch_size: int = 256, device: str = "cpu",
+                 pick: str = "random", seed: int = 0):
         from ..device import resolve_device
 
         if quota is not None and int(quota) < 1:
@@ -81,6 +84,10 @@ class ClipFilter(ImageFilter):
             raise UserError("clip filter: pretrained is for open_clip models; small-CLIP weights go in the weights option")
         self.weights, self.tiny = weights, bool(tiny) or model == "small_clip:tiny"
         self.quota = None if quota is None else int(quota)
+        if pick not in ("random", "top"):
+            raise UserError(f"clip filter pick {pick!r}: use random (He et al.: a random quota among the passing "
+                            "images) or top (the most confident)")
+        self.pick, self.seed = pick, int(seed)
         self.min_keep = int(min_keep)
         self.templates = list(templates) if templates else None
         self.batch_size = int(batch_size)
@@ -91,6 +98,8 @@ class ClipFilter(ImageFilter):
     def identity(self) -> Dict[str, Any]:
         out = {"name": self.name, "weights": self.weights, "tiny": self.tiny, "quota": self.quota,
                "min_keep": self.min_keep, "templates": self.templates}
+        if self.quota is not None:  # without a quota every passing image is kept: pick and seed change nothing
+            out["pick"], out["seed"] = self.pick, self.seed
         if self.open_clip is not None:  # absent for the small CLIP, so stores made before open_clip still resume
             out["model"], out["pretrained"] = f"open_clip:{self.open_clip[0]}", self.open_clip[1]
         return out  # not the device: where the model runs does not change what it decides
@@ -142,6 +151,10 @@ class ClipFilter(ImageFilter):
             passing = order[scores[order] > threshold]
             others = order[scores[order] <= threshold]
             want = self.quota if self.quota is not None else max(len(passing), self.min_keep)
+            if self.pick == "random" and self.quota is not None and len(passing) > want:
+                # a random quota among the passing images; by slot index, so the draw does not depend on order
+                rng = np.random.default_rng([self.seed, c])
+                passing = passing[np.argsort(index[passing], kind="stable")][rng.permutation(len(passing))]
             chosen = np.concatenate([passing, others])[:want]
             keep[chosen] = True
         return FilterResult(keep=keep, scores=scores, name=self.name)

@@ -298,7 +298,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     baseline = real.iloc[0] if len(real) else None
     summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
-    findings = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins) if len(rows) else []
+    findings = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins,
+                               baseline_prompts=cfg.study.baseline_prompts) if len(rows) else []
     atomic_write_text(folder / "findings.json", json.dumps(findings_records(findings), indent=2, default=str))
     # summary.json and findings.json keep their plain shapes (models -> metrics, a list of claims); what made them:
     atomic_write_text(folder / "provenance.json", json.dumps({

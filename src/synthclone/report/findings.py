@@ -275,7 +275,23 @@ CLAIMS: List[Claim] = [
           {"arm": "few-shot-guided"}, {"arm": "few-shot-real"}),
     Claim("pretraining", "Synthetic pre-training helps fine-tuning on little real data (vs training from scratch).", HE,
           "clean_acc", {"arm": "pretrain-finetune"}, {"arm": "few-shot-real"}),
+    Claim("few-shot-clip", "Real-guided synthetic data helps few-shot classifier tuning of CLIP (real + synthetic "
+          "batches vs the real shots alone).", HE, "clean_acc", {"arm": "few-shot-clip-guided"}, {"arm": "few-shot-clip"}),
 ]
+
+
+def claims(baseline_prompts: str = "template") -> List[Claim]:
+    """:data:`CLAIMS` with the language-enhancement claim compared against ``baseline_prompts``
+    (``study.baseline_prompts``: the prompt strategy the config names as its baseline)."""
+    from dataclasses import replace as _replace
+
+    out = []
+    for c in CLAIMS:
+        if c.key == "language-enhancement":
+            c = _replace(c, text=f"Language enhancement helps (language-enhancement vs {baseline_prompts} prompts).",
+                         b={"arm": "synthetic", "strategy": baseline_prompts})
+        out.append(c)
+    return out
 
 
 @dataclass
@@ -557,9 +573,9 @@ def adjust_holm(findings: Sequence[Finding], alpha: float = 0.05) -> List[Findin
 
 
 def evaluate_claims(rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500,
-                    ece_bins: int = 15) -> List[Finding]:
-    """Every claim in :data:`CLAIMS`, tested on ``rows`` (probe rows of all models) and ``tags``, with
+                    ece_bins: int = 15, baseline_prompts: str = "template") -> List[Finding]:
+    """Every claim of :func:`claims`, tested on ``rows`` (probe rows of all models) and ``tags``, with
     raw verdicts and Holm-adjusted ones at family-wise level ``1 - confidence``. ``ece_bins``: the
-    configured calibration bins (``bench.ece_bins``)."""
+    configured calibration bins (``bench.ece_bins``); ``baseline_prompts``: ``study.baseline_prompts``."""
     ev = Evaluator(rows, tags, confidence, n_boot, ece_bins=ece_bins)
-    return adjust_holm([ev.evaluate(c) for c in CLAIMS], alpha=1 - confidence)
+    return adjust_holm([ev.evaluate(c) for c in claims(baseline_prompts)], alpha=1 - confidence)

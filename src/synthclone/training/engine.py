@@ -112,6 +112,7 @@ class Batch:
     weight: torch.Tensor     # float (n,) per-sample loss weight, on the training device
     generator: torch.Generator  # for any further randomness of the step (second SimCLR view)
     global_size: int         # samples in the global batch over all ranks
+    part_sizes: Optional[List[int]] = None  # with per-batch shares: samples of each data part in the global batch
 
 
 @dataclass
@@ -132,6 +133,7 @@ class Task:
     extra_modules: Dict[str, nn.Module] = field(default_factory=dict)  # trained but not saved with the model
     before_save: Optional[Callable[[], None]] = None
     training_info: Dict[str, Any] = field(default_factory=dict)
+    max_grad_norm: Optional[float] = None  # clip the gradient of ``params`` to this L2 norm before each step
 
 
 @dataclass
@@ -475,7 +477,8 @@ class _Run:
         else:
             say(f"[{self.task.name}] resuming {self.out} after epoch {self.start_epoch}")
 
-    def _batch(self, images: torch.Tensor, idx: torch.Tensor, g: torch.Generator, global_n: int) -> Batch:
+    def _batch(self, images: torch.Tensor, idx: torch.Tensor, g: torch.Generator, global_n: int,
+               part_sizes: Optional[List[int]] = None) -> Batch:
         augment, s = self.task.augment, self.settings
         if _on_uint8(augment):  # uint8 crops on the CPU, then the (smaller) float copy on the device
             x = _to_device(augment(images, g), self.device, s.channels_last).float().div_(255)
@@ -485,7 +488,7 @@ class _Run:
                 x = augment(x, g)
         src = self.train.source[idx]
         return Batch(x, _to_device(self.train.data.labels[idx], self.device), idx, src,
-                     _to_device(self.weights[src], self.device), g, global_n)
+                     _to_device(self.weights[src], self.device), g, global_n, part_sizes)
 
     def _step(self, batch: Batch, epoch: int, step: int) -> tuple[float, int]:
         """One optimisation step; returns this rank's summed loss and correct count."""
@@ -504,6 +507,9 @@ class _Run:
                     if (self.out / "meta.json").is_file() else "no checkpoint was written yet")
             raise TrainingDiverged(f"training diverged: loss is {value_all} at {where}; {kept}; lower --lr "
                                    f"(now {self.settings.lr}) and resume")
+        if self.task.max_grad_norm is not None:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.task.params, self.task.max_grad_norm)
         self.scaler.step(self.opt)
         self.scaler.update()
         return value, correct
@@ -524,10 +530,11 @@ class _Run:
             lr = lr_at(epoch * self.steps_per_epoch + step, self.total_steps, self.warmup, s.lr)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            global_n = sum(len(p) for p in gb) if isinstance(gb, list) else len(gb)
+            part_sizes = [len(p) for p in gb] if isinstance(gb, list) else None
+            global_n = sum(part_sizes) if part_sizes else len(gb)
             g = torch.Generator().manual_seed(stable_seed(s.seed, epoch, step, self.rank))
             self.opt.zero_grad(set_to_none=False)
-            value, right = self._step(self._batch(images, idx, g, global_n), epoch, step)
+            value, right = self._step(self._batch(images, idx, g, global_n, part_sizes), epoch, step)
             loss_sum, correct, seen = loss_sum + value, correct + right, seen + len(idx)
             if self.main and step % 10 == 0:
                 bar.set_postfix(loss=f"{value / max(len(idx), 1):.3f}", lr=f"{lr:.3g}")

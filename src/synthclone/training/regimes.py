@@ -40,7 +40,8 @@ from .engine import Batch, Settings, Task, TrainResult, fit
 
 # the learning rate each regime uses when none is given
 DEFAULT_MODEL = {"classifier-tuning": "small_clip"}
-DEFAULT_LR = {"supervised": 0.05, "finetune": 0.01, "linear-probe": 0.1, "classifier-tuning": 0.01,
+# classifier-tuning: He et al.'s zero-shot setting (CVMI-Lab/SyntheticData README: AdamW, lr 2e-3, wd 0.1)
+DEFAULT_LR = {"supervised": 0.05, "finetune": 0.01, "linear-probe": 0.1, "classifier-tuning": 2e-3,
               "ssl": 0.05, "ssl-multipos": 0.05, "clip": 2e-3}
 CLIP_TEMPLATES = ["a photo of a {}.", "a photo of the {}.", "a picture of a {}."]
 
@@ -75,7 +76,8 @@ REGIME_OPTIONS: Dict[str, set] = {
     "supervised": _AUGMENT | {"label_smoothing", "pretrained"},
     "finetune": _AUGMENT | {"label_smoothing", "pretrained", "init"},
     "linear-probe": _AUGMENT | {"pretrained"},
-    "classifier-tuning": _AUGMENT | {"templates", "clip_kwargs", "pretrained", "temperature", "soft_weight"},
+    "classifier-tuning": _AUGMENT | {"templates", "clip_kwargs", "pretrained", "temperature", "soft_weight", "soft_loss",
+                                     "max_grad_norm"},
     "ssl": _SSL,
     "ssl-multipos": _SSL,
     "clip": _AUGMENT | {"text_encoder", "text_pretrained", "templates", "init_scale"},
@@ -228,9 +230,50 @@ def linear_probe(ctx: Context) -> TrainResult:
 # ----------------------------------------------------------------------------------- classifier tuning
 
 
+def soft_target_ce(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """He et al.'s soft loss (``SoftTargetCrossEntropy_T`` in CVMI-Lab/SyntheticData): the cross-entropy
+    of the student's softmax against the teacher's softmax at temperature ``t`` (the teacher only). Per row."""
+    return -(F.softmax(teacher.float() / t, dim=1) * F.log_softmax(student.float(), dim=1)).sum(1)
+
+
+def soft_kl(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """Hinton et al.'s distillation term: T^2 KL(softmax(teacher/T) || softmax(student/T)). Per row."""
+    return F.kl_div(F.log_softmax(student.float() / t, dim=1), F.log_softmax(teacher.float() / t, dim=1),
+                    log_target=True, reduction="none").sum(1) * (t * t)
+
+
+SOFT_LOSSES = {"ce": soft_target_ce, "kl": soft_kl}
+
+
+def tuning_loss(logits: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor, synthetic: torch.Tensor, t: float,
+                soft_weight: float, soft_fn=soft_target_ce) -> torch.Tensor:
+    """Per-image classifier-tuning loss: ``soft_weight * soft + (1 - soft_weight) * CE`` on a synthetic
+    image (``synthetic`` True), the plain cross-entropy on a real one."""
+    hard = _ce(logits, y)
+    return torch.where(synthetic, soft_weight * soft_fn(logits, teacher, t) + (1 - soft_weight) * hard, hard)
+
+
+def per_part_means(per: torch.Tensor, b: Batch) -> torch.Tensor:
+    """Rescale per-image losses so that the engine's ``sum / global batch size`` is the sum over data parts of
+    each part's mean (a batch with per-part shares); unchanged for a batch of one shuffled pool."""
+    if not b.part_sizes:
+        return per
+    sizes = torch.tensor(b.part_sizes, dtype=per.dtype, device=per.device)
+    return per * b.global_size / sizes[b.source.to(per.device)]
+
+
 @REGIMES.register("classifier-tuning")
 def classifier_tuning(ctx: Context) -> TrainResult:
-    """Frozen CLIP features, head from the zero-shot text weights, 0.5 soft (T=2) + 0.5 hard loss."""
+    """Frozen CLIP, a linear head from the zero-shot text weights: 0.5 soft (T=2) + 0.5 hard on synthetic images.
+
+    He et al.'s recipe (CVMI-Lab/SyntheticData ``finetune_zsl`` / ``finetune_fsl``): the zero-shot
+    classifier is the teacher; on a synthetic image the loss is ``soft_weight * soft + (1 - soft_weight) *
+    CE``, ``soft`` the soft-target cross-entropy with the temperature on the teacher (``soft_loss: kl``
+    for the T^2-scaled KL instead); a real image (few-shot) gets the plain cross-entropy; AdamW,
+    gradients clipped to norm 1. With per-batch shares (``STORE+real:k=K@s,r``) each part's loss is its
+    mean over the part's images in the batch, summed with ``--loss-weights`` (default 1 each), as the
+    paper adds a real batch's mean to a synthetic batch's.
+    """
     name = ctx.model
     if not name.startswith(("small_clip", "open_clip:")):
         raise UserError(f"classifier-tuning tunes a CLIP model (small_clip, open_clip:NAME), not {ctx.model!r}")
@@ -240,22 +283,30 @@ def classifier_tuning(ctx: Context) -> TrainResult:
                            pretrained=ctx.options.get("pretrained") or None)
     t = float(ctx.options.get("temperature", 2.0))
     soft_w = float(ctx.options.get("soft_weight", 0.5))
+    kind = str(ctx.options.get("soft_loss", "ce"))
+    if kind not in SOFT_LOSSES:
+        raise UserError(f"classifier-tuning soft_loss {kind!r}: use ce (He et al.'s soft-target cross-entropy) or kl")
+    soft_fn = SOFT_LOSSES[kind]
     teacher_w = model.head.weight.detach().clone()  # the zero-shot classifier is the teacher
     teacher_b = model.head.bias.detach().clone()
+    synthetic = torch.tensor([p is not None for p in ctx.train.prompts]) if ctx.train.prompts else \
+        torch.ones(len(ctx.train), dtype=torch.bool)  # real images have no prompt
 
     def loss(b: Batch):
         f = model.features(b.x)
         logits = model.head(f).float()
         with torch.no_grad():
-            teacher = (f.float() @ teacher_w.t().to(f.device) + teacher_b.to(f.device)) / t
-        kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher, dim=1), log_target=True,
-                      reduction="none").sum(1) * (t * t)
-        return soft_w * kl + (1 - soft_w) * _ce(logits, b.y), logits
+            teacher = f.float() @ teacher_w.t().to(f.device) + teacher_b.to(f.device)
+        per = tuning_loss(logits, teacher, b.y, synthetic[b.index].to(logits.device), t, soft_w, soft_fn)
+        return per_part_means(per, b), logits
 
     task = Task("classifier-tuning", model, _params(model.head), loss, augment=_augment(ctx, default="none"),
-                training_info={"temperature": t, "soft_weight": soft_w})
+                training_info={"temperature": t, "soft_weight": soft_w, "soft_loss": kind,
+                               "real_images": int((~synthetic).sum())},
+                max_grad_norm=float(ctx.options.get("max_grad_norm", 1.0)))
     weights = model.recipe["tower"].get("pretrained") if name.startswith("open_clip:") else None
-    return fit(task, ctx.train, ctx.val, ctx.out_dir, ctx.settings, ctx.run_info(clip=name, clip_pretrained=weights))
+    settings = ctx.settings if ctx.options.get("optimizer_given") else replace(ctx.settings, optimizer="adamw")
+    return fit(task, ctx.train, ctx.val, ctx.out_dir, settings, ctx.run_info(clip=name, clip_pretrained=weights))
 
 
 # ----------------------------------------------------------------------------------- self-supervised
