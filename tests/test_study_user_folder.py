@@ -47,7 +47,10 @@ def user_run(tmp_path_factory, tiny_pipeline):  # noqa: F811
                      "batch_size": 8, "shard_size": 8},
         "clip": {"model": "small_clip:tiny"},
         "train": {"epochs": 1, "batch_size": 32},
-        "study": {"few_shot_k": 2, "few_shot_epochs": 1, "ssl_epochs": 1},
+        # ssl_prompts: template (one prompt per class) is allowed when named; the default needs per-image prompts
+        "study": {"few_shot_k": 2, "few_shot_epochs": 1, "ssl_epochs": 1, "ssl_prompts": "template",
+                  "ssl_images_per_prompt": 2, "ssl_group_size": 2, "clip_epochs": 1, "clip_batch_size": 16,
+                  "clip_real_batch_size": 4},
         "bench": {"limit": 30, "severities": [1], "epsilons": [0.00784313725490196],
                   "options": {"pgd_steps": 1, "attacks": ["fgsm"], "corruptions": ["gaussian_noise"],
                               "ood_limit": 20, "shape_limit": 20, "background_limit": 20, "corruption_limit": 20,
@@ -66,7 +69,7 @@ def test_every_arm_trains_and_is_benchmarked_on_the_users_data(user_run):
     rows = pd.read_parquet(run_dir / "report" / "rows.parquet")
     arms = {m.split(":")[0].split("/")[0] for m in rows["model"]}
     assert arms == {"real", "synthetic", "unfiltered", "mixed", "zero-shot", "classifier-tuning", "ssl", "clip",
-                    "few-shot-real", "few-shot-guided", "pretrain-finetune"}
+                    "few-shot-real", "few-shot-guided", "pretrain-finetune", "few-shot-clip", "few-shot-clip-guided"}
     clean = rows[(rows["probe"] == "clean") & (rows["condition"] == "clean")]
     # the test split is the folder's carved test split: its files, none of Fashion-MNIST's
     ids = set(clean["sample_id"])

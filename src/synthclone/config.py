@@ -59,6 +59,7 @@ class GenerateConfig(Section):
     ray: Optional[str] = Field(None, description="'local' or a Ray address; None runs in-process. Every Ray node must see the store folder (and local weights) at the same path: a shared filesystem")
     ray_workers: Optional[int] = Field(None, ge=1, description="Ray actors making shards, each loading the generator once (default: one per GPU of the cluster on CUDA, one per CPU otherwise)")
     prompt_options: Dict[str, Any] = Field(default_factory=dict, description="options of the prompt strategy, e.g. {template: 'a sketch of a {c}'} or {captions: FILE}")
+    images_per_prompt: int = Field(1, ge=1, description="each prompt is used for this many images of its class (StableRep generates several images per caption, positives of each other); the study's ssl store uses study.ssl_images_per_prompt")
     filter_options: Dict[str, Dict[str, Any]] = Field(default_factory=dict, description="options per filter, e.g. {clip: {quota: 100}, dedup: {max_distance: 2}}")
     shard_size: int = Field(128, ge=1, description="images per resumable work unit (one Ray task each)")
     store_layout: Literal["folder", "tar"] = Field("folder", description="how the store holds images: folder = images/<class>/<id>.png (any ImageFolder reader), tar = one WebDataset-style tar per shard, shards/<shard>.tar (millions of images, few files)")
@@ -127,6 +128,10 @@ class StudyConfig(Section):
     ssl_epochs: Optional[int] = Field(None, ge=1, description="epochs of self-supervised pre-training (default: train.epochs)")
     # He et al.'s classifier tuning (CVMI-Lab/SyntheticData README: 30 epochs, AdamW, weight decay 0.1; zero-shot
     # batch 512 and lr 2e-3; few-shot a synthetic batch of 512 and a real batch of 32 per step, lr 1e-3)
+    # StableRep (Tian et al., NeurIPS 2023; google-research/syn-rep-learn StableRep/README: --n_img 6, 10 images per caption)
+    ssl_prompts: Optional[str] = Field(None, description="the prompt strategy of the ssl arm's store; None: the first of generate.prompts whose prompts are not the class name alone (not classname, template): with one prompt per class 'same prompt' would mean 'same class'")
+    ssl_images_per_prompt: int = Field(10, ge=2, description="images generated per prompt for the ssl arm's store (StableRep: 10)")
+    ssl_group_size: int = Field(6, ge=2, description="images of one prompt drawn into a batch together (StableRep's n_img: 6)")
     clip_epochs: int = Field(30, ge=1, description="epochs of the classifier-tuning arms (He et al.: 30)")
     clip_batch_size: int = Field(512, ge=1, description="synthetic images per step in the classifier-tuning arms (He et al.: 512)")
     clip_real_batch_size: int = Field(32, ge=1, description="real images per step in the few-shot classifier-tuning arms (He et al.: 32)")

@@ -65,6 +65,22 @@ def _gen_stage_name(strategy: str) -> str:
     return f"generate-{strategy}"
 
 
+SSL_STAGE = "generate-ssl"
+# prompt strategies whose prompts differ image by image: with them, "same prompt" in StableRep's loss is a
+# caption's several images, not a class (classname, template, templates, wordnet, domains give every image
+# of a class one of a handful of class-level prompts: a supervised contrastive loss with the labels)
+PER_IMAGE_PROMPTS = ("language-enhancement", "captions")
+SSL_PROBE_LRS = [0.03, 0.1, 0.3]  # a small version of StableRep's sweep (main_linear.py: 0.001 ... 0.5)
+
+
+def ssl_prompts(cfg) -> Optional[str]:
+    """The prompt strategy of the ssl arm's store: ``study.ssl_prompts``, else the first of
+    ``generate.prompts`` whose prompts differ image by image (None when there is none)."""
+    if cfg.study.ssl_prompts:
+        return cfg.study.ssl_prompts
+    return next((p for p in cfg.generate.prompts if p in PER_IMAGE_PROMPTS), None)
+
+
 FEW_SHOT_STAGE = "generate-guided"
 FEW_SHOT_CLIP_LR = 1e-3  # He et al.'s few-shot classifier tuning (CVMI-Lab/SyntheticData README, ct_fsl.py)
 
@@ -153,10 +169,12 @@ def plan_models(cfg) -> List[ArmModel]:
             out.append(ArmModel(f"classifier-tuning:{first}{s}", "classifier-tuning", seed, first, "classifier-tuning",
                                 ("store", _gen_stage_name(first), True), [_gen_stage_name(first)],
                                 batch_size=st.clip_batch_size, **clip_kw))
-        if "ssl" in arms:
-            out.append(ArmModel(f"ssl:{first}{s}", "ssl", seed, first, "ssl-multipos",
-                                ("store", _gen_stage_name(first), True), [_gen_stage_name(first)],
-                                epochs=cfg.study.ssl_epochs))
+        if "ssl" in arms and ssl_prompts(cfg):
+            strat = ssl_prompts(cfg)
+            out.append(ArmModel(f"ssl:{strat}{s}", "ssl", seed, strat, "ssl-multipos",
+                                ("store", SSL_STAGE, True), [SSL_STAGE], epochs=cfg.study.ssl_epochs,
+                                options={"group_size": st.ssl_group_size, "probe_data": _real_spec(cfg),
+                                         "probe_lrs": SSL_PROBE_LRS}))
         if "clip" in arms:
             out.append(ArmModel(f"clip:{first}{s}", "clip", seed, first, "clip",
                                 ("store", _gen_stage_name(first), True), [_gen_stage_name(first)]))
@@ -184,12 +202,13 @@ def plan_models(cfg) -> List[ArmModel]:
 # ------------------------------------------------------------------------------------------ stages
 
 
-def _generate_fn(cfg, strategy: str, shots: int = 0):
+def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1):
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .device import resolve_device
         from .distributed.generation import generate_store
 
         gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots,
+                                                  "images_per_prompt": images_per_prompt,
                                                   "filter_options": clip_filter_options(cfg)})
         summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg),
                                  device=resolve_device(cfg.device))
@@ -387,6 +406,11 @@ def build_stages(cfg) -> List[Stage]:
         name = _gen_stage_name(strat)
         if name in wanted or strat == cfg.generate.prompts[0]:
             stages.append(Stage(name, _generate_fn(cfg, strat), {**gcfg, "prompts": [strat], "dataset": cfg.data.dataset}, []))
+    if SSL_STAGE in wanted:
+        strat = ssl_prompts(cfg)
+        stages.append(Stage(SSL_STAGE, _generate_fn(cfg, strat, images_per_prompt=cfg.study.ssl_images_per_prompt),
+                            {**gcfg, "prompts": [strat], "images_per_prompt": cfg.study.ssl_images_per_prompt,
+                             "dataset": cfg.data.dataset}, []))
     if FEW_SHOT_STAGE in wanted:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
@@ -502,6 +526,12 @@ def check(cfg, dry_run: bool = False) -> List[str]:
     from .robustness.core import check_bench_options
 
     check_bench_options(cfg.bench.options)
+    if "ssl" in cfg.study.arms and not ssl_prompts(cfg):
+        raise UserError(f"the ssl arm (StableRep) needs prompts that differ image by image, but generate.prompts "
+                        f"{cfg.generate.prompts} has none of {', '.join(PER_IMAGE_PROMPTS)}: add one, set "
+                        "study.ssl_prompts, or drop ssl from study.arms")
+    if cfg.study.ssl_prompts and cfg.study.ssl_prompts not in PROMPTS:
+        PROMPTS.get(cfg.study.ssl_prompts)  # the one-line error listing the strategies
     if cfg.train.options:
         raise UserError(f"train.options {sorted(cfg.train.options)} are regime options of 'synthclone train'; a study "
                         "sets each arm's own, so remove them from the config")

@@ -57,6 +57,7 @@ class TrainData:
     shares: Optional[List[float]] = None
     prompts: List[Optional[str]] = field(default_factory=list)
     spec: str = ""
+    group_size: Optional[int] = None  # StableRep's sampler: m images of each prompt drawn into a batch together
 
     def __len__(self) -> int:
         return len(self.data)
@@ -279,6 +280,8 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         return [sum(len(p[r::self.world_size]) for p in parts) for r in range(self.world_size)]
 
     def _global_batches(self, epoch: int) -> list:
+        if self.data.group_size and self.counts is None:
+            return self._grouped(epoch)
         if self.counts is None:
             g = torch.Generator().manual_seed(stable_seed(self.seed, epoch))
             perm = torch.randperm(len(self.data), generator=g)
@@ -297,6 +300,32 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         streams[0] = streams[0][: len(anchor)]  # one pass over the anchor: its last batch may be short
         # per-part chunks stay apart so every rank gets its share of each part
         return [[streams[i][s * c:(s + 1) * c] for i, c in enumerate(self.counts)] for s in range(steps)]
+
+    def _grouped(self, epoch: int) -> list:
+        """StableRep's batches (google-research/syn-rep-learn, ``SupconDataset``): the prompts in a seeded
+        random order, each contributing ``group_size`` of its images (drawn at random; all of them when it
+        has fewer); a batch holds whole groups of same-prompt positives, as many as fit in ``batch_size``.
+        An epoch is one pass over the prompts."""
+        m = int(self.data.group_size)
+        groups = self.data.prompt_groups()
+        order = torch.argsort(groups, stable=True)
+        bounds = torch.cumsum(torch.bincount(groups), 0)
+        starts = torch.cat([bounds.new_zeros(1), bounds[:-1]])
+        g = torch.Generator().manual_seed(stable_seed(self.seed, epoch, 0x47525053))  # salt: "GRPS"
+        picks = []
+        for k in torch.randperm(len(bounds), generator=g).tolist():
+            members = order[starts[k]:bounds[k]]
+            picks.append(members[torch.randperm(len(members), generator=g)[:m]])
+        batches, current, size = [], [], 0
+        for pick in picks:
+            if current and size + len(pick) > self.batch_size:
+                batches.append(torch.cat(current))
+                current, size = [], 0
+            current.append(pick)
+            size += len(pick)
+        if current:
+            batches.append(torch.cat(current))
+        return batches
 
     def _rank_slice(self, batch) -> torch.Tensor:
         if isinstance(batch, list):

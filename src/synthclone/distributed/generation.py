@@ -170,7 +170,8 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
     if not classes:
         raise UserError(f"dataset {dataset} has no classes")
     try:
-        prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, class_ids=class_ids, **cfg.prompt_options)
+        prompts = make_prompts(strategy, classes, cfg.per_class, cfg.seed, class_ids=class_ids,
+                               images_per_prompt=cfg.images_per_prompt, **cfg.prompt_options)
     except TypeError as exc:  # an option the strategy does not take
         raise UserError(f"prompt strategy {strategy!r} does not take those options ({cfg.prompt_options}): {exc}") from None
     if "device" in cfg.generator_options:
@@ -233,6 +234,8 @@ def plan_store(cfg, out: str | Path, dataset: Optional[str] = None, classes: Opt
         "real": None if real is None else {"dataset": dataset, "k": cfg.shots, "strength": strength,
                                            "source_ids": prompts_digest(real["ids"])},
     }
+    if cfg.images_per_prompt != 1:  # absent otherwise, so stores made before it existed still resume
+        identity["images_per_prompt"] = cfg.images_per_prompt
     if cfg.store_layout != "folder":  # absent for folder stores, so stores made before layouts existed still resume
         identity["layout"] = cfg.store_layout
     plan = StorePlan(

@@ -90,7 +90,8 @@ def build_from_recipe(recipe: Dict[str, Any]) -> nn.Module:
         from .composite import LinearProbe
 
         model = LinearProbe(build_from_recipe(recipe["backbone"]), recipe["num_classes"], recipe.get("classes"),
-                            feature_dim=recipe["feature_dim"], freeze=recipe.get("freeze", True))
+                            feature_dim=recipe["feature_dim"], freeze=recipe.get("freeze", True),
+                            norm=bool(recipe.get("norm", False)))
     elif kind == "clip_zero_shot":
         from .external import ClipZeroShot
 

@@ -29,7 +29,7 @@ class LinearProbe(Classifier):
     """
 
     def __init__(self, backbone: Classifier, num_classes: int, classes: Optional[List[str]] = None,
-                 feature_dim: Optional[int] = None, freeze: bool = True):
+                 feature_dim: Optional[int] = None, freeze: bool = True, norm: bool = False):
         spec = ModelSpec(**{**backbone.spec.to_dict(), "num_classes": num_classes,
                             "classes": list(classes) if classes else None})
         spec.name = f"probe({backbone.spec.name})"
@@ -45,6 +45,8 @@ class LinearProbe(Classifier):
                 feature_dim = int(backbone.features(torch.zeros(1, c, h, w)).shape[-1])
                 backbone.train(was)
         self.feature_dim = feature_dim
+        # StableRep's probe (--use_bn): a BatchNorm without affine parameters before the linear head
+        self.norm = nn.BatchNorm1d(feature_dim, affine=False, eps=1e-6) if norm else None
         self.head = nn.Linear(feature_dim, num_classes)
 
     def train(self, mode: bool = True):
@@ -60,7 +62,8 @@ class LinearProbe(Classifier):
         return self.backbone.features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).float())
+        f = self.features(x).float()
+        return self.head(self.norm(f) if self.norm is not None else f)
 
 
 class ContrastiveTower(nn.Module):

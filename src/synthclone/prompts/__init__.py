@@ -23,11 +23,23 @@ PROMPTS: Registry = Registry("prompt strategy")
 
 
 def make_prompts(name: str, classes: Sequence[str], n_per_class: int, seed: int = 0,
-                 class_ids: Optional[Sequence[Optional[str]]] = None, **options: Any) -> List[Prompt]:
+                 class_ids: Optional[Sequence[Optional[str]]] = None, images_per_prompt: int = 1,
+                 **options: Any) -> List[Prompt]:
     """Run the strategy registered as ``name``; options are strategy-specific (e.g. ``template=``).
 
     ``class_ids``: one WordNet id or None per class, for the strategies that read WordNet.
+    ``images_per_prompt`` (m): the strategy makes ``ceil(n_per_class / m)`` prompts per class and each
+    is used for m consecutive images of its class (StableRep generates several images per caption:
+    they are each other's positives).
     """
+    if images_per_prompt < 1:
+        from ..errors import UserError
+
+        raise UserError(f"images_per_prompt must be >= 1, got {images_per_prompt}")
+    if images_per_prompt > 1:
+        distinct = -(-int(n_per_class) // int(images_per_prompt))
+        base = make_prompts(name, classes, distinct, seed, class_ids=class_ids, **options)
+        return [base[c * distinct + j // images_per_prompt] for c in range(len(classes)) for j in range(n_per_class)]
     from ..errors import UserError
 
     if n_per_class < 1:

@@ -111,3 +111,65 @@ def simclr_views(x: torch.Tensor, g: torch.Generator, scale=(0.3, 1.0), ratio=(3
         gray = (torch.rand(n, generator=g) < 0.2)[:, None, None, None].to(out.device)
         out = torch.where(gray, out.mean(1, keepdim=True).expand_as(out), out)
     return out.clamp_(0, 1)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image separable Gaussian blur of standard deviation ``sigma`` (N,) pixels, reflect padding."""
+    n, c, h, w = x.shape
+    radius = int(math.ceil(3 * float(sigma.max()))) if n else 0
+    if radius < 1:
+        return x
+    radius = min(radius, (min(h, w) - 1) // 2) or 1
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t[None] / sigma.to(x.device, x.dtype)[:, None].clamp_min(1e-3)) ** 2)
+    k = k / k.sum(1, keepdim=True)                                   # (N, 2r+1)
+    y = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    kk = k.repeat_interleave(c, 0)
+    y = F.conv2d(y, kk[:, None, None, :], groups=n * c)             # along the width
+    y = F.conv2d(y, kk[:, None, :, None], groups=n * c)             # along the height
+    return y.reshape(n, c, h, w)
+
+
+def stablerep_views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One view per image with StableRep's strong augmentation (google-research/syn-rep-learn,
+    ``main_stablerep.py``; SimCLR's): random resized crop of scale (0.08, 1) and a horizontal flip; with
+    p=0.8 a colour jitter of brightness, contrast and saturation 0.4 and hue 0.1 (in this fixed order; the
+    hue turns the chroma in YIQ space); with p=0.2 grayscale; with p=0.5 a Gaussian blur of sigma
+    U(0.1, 2.0) pixels at 224 px, scaled to the image's size. Saturation, hue and grayscale need RGB and
+    are skipped on one-channel images. Returns float (N, C, H, W) in [0, 1]."""
+    n, c, h, w = x.shape
+    if n == 0:
+        return x
+    out = _random_resized_crop(x, g, (0.08, 1.0), (3 / 4, 4 / 3), True)
+    dev = out.device
+
+    def u(lo, hi, shape=(n, 1, 1, 1)):
+        return (lo + (hi - lo) * torch.rand(shape, generator=g)).to(dev)
+
+    jitter = (torch.rand(n, generator=g) < 0.8)[:, None, None, None].to(dev)
+    b, k, s, hue = u(0.6, 1.4), u(0.6, 1.4), u(0.6, 1.4), u(-0.1, 0.1)
+    j = out * b
+    if c == 3:
+        gray = (0.299 * j[:, 0:1] + 0.587 * j[:, 1:2] + 0.114 * j[:, 2:3])
+        j = (j - gray.mean(dim=(2, 3), keepdim=True)) * k + gray.mean(dim=(2, 3), keepdim=True)
+        gray = (0.299 * j[:, 0:1] + 0.587 * j[:, 1:2] + 0.114 * j[:, 2:3])
+        j = gray + (j - gray) * s
+        yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev)
+        v = torch.einsum("ij,njhw->nihw", yiq, j)
+        ang = hue.flatten() * 2 * math.pi
+        cos, sin = torch.cos(ang)[:, None, None], torch.sin(ang)[:, None, None]
+        i_, q_ = v[:, 1] * cos - v[:, 2] * sin, v[:, 1] * sin + v[:, 2] * cos
+        v = torch.stack([v[:, 0], i_, q_], 1)
+        j = torch.einsum("ij,njhw->nihw", torch.linalg.inv(yiq), v)
+    else:
+        j = (j - j.mean(dim=(1, 2, 3), keepdim=True)) * k + j.mean(dim=(1, 2, 3), keepdim=True)
+    out = torch.where(jitter, j.clamp(0, 1), out)
+    if c == 3:
+        to_gray = (torch.rand(n, generator=g) < 0.2)[:, None, None, None].to(dev)
+        gray = (0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3]).expand_as(out)
+        out = torch.where(to_gray, gray, out)
+    blur = (torch.rand(n, generator=g) < 0.5).to(dev)
+    sigma = (0.1 + 1.9 * torch.rand(n, generator=g)) * (h / 224)
+    blurred = _gaussian_blur(out, torch.where(blur.cpu(), sigma, torch.zeros(n)))
+    out = torch.where(blur[:, None, None, None], blurred, out)
+    return out.clamp_(0, 1)

@@ -442,7 +442,7 @@ class _Run:
         if self.world_size > 1:
             self.step_module = _data_parallel(self.step_module, self.device)
         self.fingerprint = {"task": task.name, "settings": settings.fingerprint(), "data": train.spec,
-                            "train_size": len(train),
+                            "train_size": len(train), **({"group_size": train.group_size} if train.group_size else {}),
                             **{k: v for k, v in run_info.items() if k in ("model", "regime", "init")}}
         self.total_steps = self.steps_per_epoch * settings.epochs
         self.warmup = int(round(settings.warmup_epochs * self.steps_per_epoch))

@@ -36,6 +36,7 @@ from ..models.checkpoint import load_checkpoint, set_recipe
 from . import REGIMES
 from .augment import crop_flip, random_resized_crop_flip, simclr_views
 from .collective import gather_rows
+from ..progress import say
 from .engine import Batch, Settings, Task, TrainResult, fit
 
 # the learning rate each regime uses when none is given
@@ -70,7 +71,8 @@ class Context:
 
 
 _AUGMENT = {"augment", "flip"}
-_SSL = _AUGMENT | {"proj_hidden", "proj_dim", "tau", "probe_data", "probe_epochs", "probe_lr"}
+_SSL = _AUGMENT | {"proj_hidden", "proj_dim", "tau", "probe_data", "probe_epochs", "probe_lr", "probe_lrs", "views",
+                   "group_size"}
 # The options each built-in regime reads (train_model refuses any other, naming these).
 REGIME_OPTIONS: Dict[str, set] = {
     "supervised": _AUGMENT | {"label_smoothing", "pretrained"},
@@ -192,18 +194,19 @@ def finetune(ctx: Context) -> TrainResult:
 
 
 def _probe(ctx: Context, backbone: Classifier, train: TrainData, out_dir: Path, settings: Settings, name: str,
-           info: Dict[str, Any]) -> TrainResult:
+           info: Dict[str, Any], norm: bool = False) -> TrainResult:
     from ..models.composite import LinearProbe
 
     torch.manual_seed(settings.seed)
-    probe = LinearProbe(backbone, len(train.classes), list(train.classes))
+    probe = LinearProbe(backbone, len(train.classes), list(train.classes), norm=norm)
     recipe = getattr(backbone, "recipe", None)
     if recipe is None:
         from ..models.checkpoint import get_recipe
 
         recipe = get_recipe(backbone)
     set_recipe(probe, {"type": "probe", "backbone": recipe, "num_classes": len(train.classes),
-                       "classes": list(train.classes), "feature_dim": probe.feature_dim, "freeze": True})
+                       "classes": list(train.classes), "feature_dim": probe.feature_dim, "freeze": True,
+                       **({"norm": True} if norm else {})})
     probe.checkpoint_exclude = tuple(f"backbone.{p}" for p in getattr(backbone, "checkpoint_exclude", ()))
 
     def loss(b: Batch):
@@ -340,6 +343,7 @@ def multi_positive_loss(z: torch.Tensor, groups: torch.Tensor, tau: float,
 
 def _ssl(ctx: Context, positives: str) -> TrainResult:
     from ..models.composite import ProjectionMLP
+    from .augment import stablerep_views
 
     torch.manual_seed(ctx.settings.seed)
     encoder = load_any_model(ctx.model, **ctx.data_kw)
@@ -353,10 +357,18 @@ def _ssl(ctx: Context, positives: str) -> TrainResult:
     groups_all = ctx.train.prompt_groups() if positives == "prompt" else torch.arange(len(ctx.train))
     if positives == "prompt" and all(p is None for p in ctx.train.prompts):
         raise UserError("ssl-multipos needs prompts (a synthetic store); real images have none — use ssl")
+    views_kind = str(ctx.options.get("views", "stablerep"))
+    if views_kind not in ("stablerep", "weak"):
+        raise UserError(f"{positives == 'prompt' and 'ssl-multipos' or 'ssl'} views {views_kind!r}: use stablerep "
+                        "(StableRep's and SimCLR's strong augmentation) or weak (crop scale 0.3-1, brightness/contrast)")
+    views = stablerep_views if views_kind == "stablerep" else simclr_views
+    train = ctx.train
+    if positives == "prompt":  # StableRep's sampler: m images of each prompt in a batch together
+        train = replace(ctx.train, group_size=int(ctx.options.get("group_size", 6)))
 
     def loss(b: Batch):
-        v1 = simclr_views(b.x, b.generator)
-        v2 = simclr_views(b.x, b.generator)
+        v1 = views(b.x, b.generator)
+        v2 = views(b.x, b.generator)
         z = F.normalize(projector(encoder.features(torch.cat([v1, v2]))).float(), dim=1)
         g = groups_all[b.index].to(z.device)
         # negatives from every rank's slice of the global batch, not only this rank's
@@ -369,19 +381,40 @@ def _ssl(ctx: Context, positives: str) -> TrainResult:
     name = "ssl-multipos" if positives == "prompt" else "ssl"
     pre_settings = replace(ctx.settings, lr=ctx.settings.lr)
     task = Task(f"{name}-pretrain", encoder, _params(encoder, projector), loss, augment=None, evaluate=None,
-                extra_modules={"projector": projector}, training_info={"positives": positives, "tau": tau})
+                extra_modules={"projector": projector},
+                training_info={"positives": positives, "tau": tau, "views": views_kind, "group_size": train.group_size})
     pre_dir = ctx.out_dir / "pretrain"
-    fit(task, ctx.train, None, pre_dir, pre_settings, ctx.run_info(phase="pretrain"))
-    # phase 2: a linear probe on the frozen encoder, on the labelled probe data (default: the same data)
+    fit(task, train, None, pre_dir, pre_settings, ctx.run_info(phase="pretrain"))
+    # phase 2: a linear probe on the frozen encoder, on the labelled probe data (default: the same data;
+    # StableRep probes on real data: the study passes probe_data), BatchNorm before the head, an lr sweep
     backbone = load_checkpoint(pre_dir)
     probe_spec = ctx.options.get("probe_data")
     probe_train = load_train_data(probe_spec, dataset=ctx.dataset, seed=ctx.settings.seed,
                                   options={**ctx.data_options, "size": ctx.train.data.shape[-1]}) if isinstance(probe_spec, str) else (probe_spec or ctx.train)
+    lrs = ctx.options.get("probe_lrs") or [float(ctx.options.get("probe_lr") or DEFAULT_LR["linear-probe"])]
     probe_settings = replace(ctx.settings, epochs=int(ctx.options.get("probe_epochs") or ctx.settings.epochs),
-                             lr=float(ctx.options.get("probe_lr") or DEFAULT_LR["linear-probe"]), optimizer="sgd",
-                             source_weights=None)
-    return _probe(ctx, backbone, probe_train, ctx.out_dir, probe_settings, f"{name}-probe",
-                  ctx.run_info(pretrain=str(pre_dir), positives=positives, probe_data=probe_train.spec))
+                             optimizer="sgd", source_weights=None, weight_decay=0.0)
+    info = ctx.run_info(pretrain=str(pre_dir), positives=positives, probe_data=probe_train.spec, probe_lrs=list(lrs))
+    return _probe_sweep(ctx, backbone, probe_train, probe_settings, f"{name}-probe", info, [float(v) for v in lrs])
+
+
+def _probe_sweep(ctx: Context, backbone: Classifier, train: TrainData, settings: Settings, name: str,
+                 info: Dict[str, Any], lrs: List[float]) -> TrainResult:
+    """StableRep's probe (``main_linear.py``): a BatchNorm-then-linear head per learning rate, the one with
+    the best validation accuracy kept. One lr trains straight into ``out_dir``; several train into
+    ``out_dir/probe-lr<lr>/`` and the selected checkpoint is copied into ``out_dir``."""
+    if len(lrs) == 1:
+        return _probe(ctx, backbone, train, ctx.out_dir, replace(settings, lr=lrs[0]), name, info, norm=True)
+    from ..paths import atomic_write
+
+    results = [(_probe(ctx, backbone, train, ctx.out_dir / f"probe-lr{lr:g}", replace(settings, lr=lr), name,
+                       {**info, "probe_lr": lr}, norm=True), lr) for lr in lrs]
+    best, lr = max(results, key=lambda r: (r[0].val_accuracy if r[0].val_accuracy is not None else -1.0, -r[1]))
+    for file in ("model.safetensors", "meta.json"):
+        data = (best.checkpoint_dir / file).read_bytes()
+        atomic_write(ctx.out_dir / file, lambda p, d=data: p.write_bytes(d))
+    say(f"[{name}] lr sweep {', '.join(f'{r.val_accuracy:.4f}' for r, _ in results)} over {lrs}: kept lr {lr:g}")
+    return replace(best, checkpoint_dir=ctx.out_dir)
 
 
 @REGIMES.register("ssl")
