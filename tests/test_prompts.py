@@ -77,6 +77,27 @@ def test_language_enhancement_offline_many_unique_sentences():
     assert len({p.text for p in odd}) == 30 and all("florbix" in p.text for p in odd)
 
 
+def test_language_enhancement_offline_uses_the_classes_own_synset_and_no_domain_words():
+    """Issue 16 item 4: the offline sentences come from each class's synset only; clothing context words
+    once gave "a photo of a leather goldfish", and a lookup by name "chihuahua, a city in Mexico"."""
+    from synthclone.prompts.language_enhancement import FRAMINGS, VIEWS
+
+    classes, ids = ["goldfish", "Chihuahua", "crane"], ["n01443537", "n02085620", "n03126707"]
+    prompts = make_prompts("language-enhancement", classes, 200, class_ids=ids)
+    assert describe_prompts(prompts, classes) == {"goldfish": 200, "Chihuahua": 192, "crane": 200}
+    by_class = {c: [p.text for p in prompts if p.class_index == i] for i, c in enumerate(classes)}
+    for c, texts in by_class.items():
+        assert all(c.lower() in t.lower() for t in texts)  # every sentence names its class
+    words = {w for t in by_class["goldfish"] for w in t.replace(",", " ").split()}
+    assert not words & {"leather", "cotton", "denim", "rack", "mannequin", "shop", "catalogue", "folded"}
+    assert any("freshwater" in t for t in by_class["goldfish"])  # its own definition
+    assert any("a kind of dog" in t for t in by_class["Chihuahua"]) and not any("city" in t for t in by_class["Chihuahua"])
+    assert any("lifting device" in t for t in by_class["crane"])  # the machine's synset, not the bird's
+    # every word outside the class's synset is one of the domain-agnostic framings and conditions
+    generic = {w for phrase in FRAMINGS + VIEWS for w in phrase.split()}
+    assert {w for w in "a close-up photo of a goldfish, seen from above".replace(",", "").split()} - generic == {"goldfish"}
+
+
 def test_language_enhancement_with_tiny_local_t5(tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -138,6 +159,6 @@ def test_wordnet_prompts_do_not_depend_on_the_hash_seed():
     from synthclone.data.store import prompts_digest
 
     le = [p.text for p in make_prompts("language-enhancement", ["Trouser"], 250)]
-    assert prompts_digest(le)[:16] == "f800c9c529164c65"
+    assert prompts_digest(le)[:16] == "8f2a775401078669"  # re-pinned: the offline sentences use no domain words (issue 16)
     wn = [p.text for p in make_prompts("wordnet", CLASSES, 250)]
     assert prompts_digest(wn)[:16] == "6b30db1b5b31dcb9"

@@ -7,11 +7,12 @@ class. Two sources here:
   ``AutoModelForSeq2SeqLM`` / ``AutoTokenizer``; sentences are sampled (top-k/top-p, seeded per
   class) from the input ``input_template`` (default: the class name), de-duplicated, and a sentence
   that does not mention the class gets the class name put in front, so every prompt names its class.
-* offline default: sentences composed from WordNet relations of the class (synonyms, hypernym,
-  definition, kinds = hyponyms, parts = meronyms) and context words (tone, material, setting,
-  framing). The composition grid is shuffled with the seed and the first ``max_sentences`` unique
-  sentences are kept. A class with a WordNet id (``class_ids``) uses that id's synset; one without
-  is looked up by name.
+* offline default: sentences composed from the class's own WordNet synset (definition and its
+  clauses, synonyms, hypernyms, kinds = hyponyms, parts = meronyms, part and member holonyms) with
+  domain-agnostic photo framings and conditions, no word list about any domain (issue 16: clothing
+  context words gave "a photo of a leather goldfish"). The grid is shuffled with the seed and the first
+  ``max_sentences`` unique sentences are kept. A class with a WordNet id (``class_ids``) uses that
+  id's synset; one without is looked up by name.
 
 Either way a class gets up to ``max_sentences`` (default 200) unique sentences, cycled across its
 images; :func:`synthclone.prompts.describe_prompts` counts them.
@@ -30,19 +31,11 @@ from .base import ClassIds, Prompt, class_id, cycle, fix_articles, readable, war
 
 MAX_SENTENCES = 200
 
-TONES = ["dark", "light", "gray", "black", "white", "striped", "plain", "patterned", "faded", "checked"]
-MATERIALS = ["cotton", "leather", "wool", "denim", "canvas", "silk", "linen", "knitted", "suede", "synthetic"]
-SETTINGS = [
-    "on a white background",
-    "folded on a table",
-    "hanging on a rack",
-    "in a shop window",
-    "on a wooden shelf",
-    "lying on the floor",
-    "in a catalogue",
-    "on a store mannequin",
-]
-FRAMINGS = ["a photo of", "a close-up of", "a picture of", "a product shot of", "an image of", "a snapshot of"]
+# Domain-agnostic photographic framings and conditions (no word about any class's domain: they hold for
+# any object a photo can show); the class-specific words all come from the class's own WordNet synset.
+FRAMINGS = ["a photo of", "a close-up photo of", "a picture of", "an image of", "a snapshot of", "a cropped photo of"]
+VIEWS = ["", "seen from the front", "seen from the side", "seen from above", "in bright light", "in dim light",
+         "in the center of the frame", "at a distance"]
 
 
 def _relations(name: str, wnid: Optional[str] = None) -> Optional[Dict[str, List[str]]]:
@@ -58,45 +51,52 @@ def _relations(name: str, wnid: Optional[str] = None) -> Optional[Dict[str, List
     own = {readable(name).lower()}
     if wnid is not None:  # a name from wordnet.wnid_names may follow its lemma with "(hypernym)"
         own.add(readable(name).lower().split(" (", 1)[0])
+    hypernyms = sorted(s.hypernyms(), key=lambda x: x.name())
+    gloss = s.definition()
     return {
-        "definition": [s.definition()],
+        "definition": [gloss],
+        # the gloss's clauses ("...; worn outdoors"): the typical contexts WordNet gives the class
+        "contexts": [c.strip() for c in gloss.split(";")[1:] if c.strip()],
         "synonyms": [clean(l.name()) for l in s.lemmas() if clean(l.name()).lower() not in own],
-        "hypernyms": names(s.hypernyms()),
+        "hypernyms": names(hypernyms) + names([h2 for h in hypernyms for h2 in h.hypernyms()]),
         "kinds": names(s.hyponyms())[:12],
         "parts": names(s.part_meronyms())[:8],
+        "wholes": names(s.part_holonyms())[:4],
+        "groups": names(s.member_holonyms())[:4],
     }
 
 
 def composed_sentences(name: str, max_sentences: int = MAX_SENTENCES, seed: int = 0,
                        wnid: Optional[str] = None) -> List[str]:
-    """Up to ``max_sentences`` unique sentences about class ``name`` (WordNet + context words).
+    """Up to ``max_sentences`` unique sentences about class ``name``, composed from its WordNet synset.
 
-    ``wnid`` picks the class's synset (else it is looked up by name). Unknown to WordNet: the
-    sentences use context words only (and a warning is given).
+    Every sentence is a framing ("a photo of") + a description of the class + a photographic condition
+    ("seen from above"); the descriptions come from the synset alone: its name, definition and the
+    definition's clauses (typical contexts), synonyms, hypernyms (two levels), kinds (hyponyms), parts
+    (part meronyms), what it is a part of (part holonyms) and a member of (member holonyms). ``wnid``
+    picks the synset (else it is looked up by name); unknown to WordNet, the name alone is used (and a
+    warning is given). No list of words about any domain is involved.
     """
     c = readable(name)
     rel = _relations(name, wnid)
     if rel is None:
         warn_unknown(name, "language-enhancement")
-        rel = {"definition": [], "synonyms": [], "hypernyms": [], "kinds": [], "parts": []}
-    attrs = TONES + MATERIALS
-    pools: List[List[str]] = []
-    # Each family of sentences is an explicit product, so the grid is finite and reproducible.
-    pools.append([f"{f} a {a} {c} {s}" for f, a, s in itertools.product(FRAMINGS, attrs, SETTINGS)])
-    for h in rel["hypernyms"]:
-        pools.append([f"a {a} {c}, a kind of {h}, {s}" for a, s in itertools.product(attrs, SETTINGS)])
-    for syn in rel["synonyms"]:
-        pools.append([f"{f} a {a} {c}, also called a {syn}" for f, a in itertools.product(FRAMINGS, attrs)])
-    for d in rel["definition"]:
-        pools.append([f"{f} a {c}, {d}, {s}" for f, s in itertools.product(FRAMINGS, SETTINGS)])
-    for k in rel["kinds"]:
-        pools.append([f"{f} a {k}, a {a} type of {c}" for f, a in itertools.product(FRAMINGS, attrs)])
-    for p in rel["parts"]:
-        pools.append([f"a {a} {c} with a visible {p}, {s}" for a, s in itertools.product(attrs, SETTINGS)])
+        rel = {k: [] for k in ("definition", "contexts", "synonyms", "hypernyms", "kinds", "parts", "wholes", "groups")}
+    families: List[List[str]] = [
+        [c],
+        [f"{c}, {d}" for d in rel["definition"]] + [f"{c}, {x}" for x in rel["contexts"]],
+        [f"{c}, a kind of {h}" for h in rel["hypernyms"]],
+        [f"{c}, also called {syn}" for syn in rel["synonyms"]],
+        [f"{k}, a kind of {c}" for k in rel["kinds"]],
+        [f"{c} with its {p}" for p in rel["parts"]],
+        [f"{c}, part of a {w}" for w in rel["wholes"]] + [f"{c}, one of a {g}" for g in rel["groups"]],
+    ]
+    pools = [[f"{f} a {core}, {v}" if v else f"{f} a {core}" for f, core, v in itertools.product(FRAMINGS, fam, VIEWS)]
+             for fam in families if fam]
     rng = random.Random(f"language-enhancement:{seed}:{name}")
     for pool in pools:
         rng.shuffle(pool)
-    # Interleave the families so WordNet-derived sentences are not crowded out by the context grid.
+    # Interleave the families so the WordNet-derived sentences are not crowded out by the plain name.
     out: List[str] = []
     seen = set()
     for group in itertools.zip_longest(*pools):
