@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1 (a count of epochs, images, steps, a batch size)."""
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1" if least == 1 else f"{value} must be 0 or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a count of epochs, images, steps, a batch size)."""
+    return _whole(text, 1)
+
+
+def count(text: str) -> int:
+    """An argparse type: an integer >= 0 (DataLoader workers, a cache size in MiB)."""
+    return _whole(text, 0)
 
 
 def add_config_arguments(parser, section: str) -> None:

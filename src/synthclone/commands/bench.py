@@ -13,20 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..device import add_device_argument
-from . import add_config_arguments, load_settings, positive_int
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+from . import add_config_arguments, count, load_settings, positive_int
 
 
 def add_arguments(parser) -> None:
@@ -43,10 +30,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=positive_int, default=None,
                         help="bring images to this size (default: the model's input size for timm/torchvision/open_clip, "
                              "else the data's own)")
-    parser.add_argument("--workers", type=_count, default=None, help="DataLoader workers decoding images (default: the cores, at most 8)")
+    parser.add_argument("--workers", type=count, default=None, help="DataLoader workers decoding images (default: the cores, at most 8)")
     parser.add_argument("--skip-unreadable", action="store_true", default=None,
                         help="leave unreadable image files out instead of failing")
-    parser.add_argument("--cache-mb", type=_count, default=None,
+    parser.add_argument("--cache-mb", type=count, default=None,
                         help="hold a split in memory when its decoded pixels take at most this many MiB (default 256; 0: stream)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--baseline", default=None, help="model normalising CE/mCE (run on the corruptions too; default: none)")
