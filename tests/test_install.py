@@ -35,5 +35,5 @@ def test_the_wheel_runs_the_packaged_quickstart_from_any_directory(tmp_path):
     done = subprocess.run([str(env_dir / "bin" / "synthclone"), "run", "quickstart", "--dry-run", "--out", "run"],
                           cwd=work, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "config OK: 'quickstart'" in done.stdout and "72 stages" in done.stdout
+    assert "config OK: 'quickstart'" in done.stdout and "85 stages" in done.stdout
     assert not (work / "configs").exists()

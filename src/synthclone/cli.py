@@ -23,6 +23,7 @@ COMMANDS = {
     "train": ("train", "train a recognizer on real, synthetic or mixed data"),
     "bench": ("bench", "run the robustness benchmark on a model"),
     "report": ("report", "build the HTML/Markdown report of a run directory"),
+    "compare": ("compare", "generator metrics of synthetic stores (precision, recall, density, coverage, FD, CAS)"),
     "data": ("data", "inspect datasets (data info fashion-mnist)"),
     "list": ("list_", "list what is registered: datasets, generators, prompts, filters, models, regimes, probes, corruptions"),
     "pretrain": ("pretrain", "train the embedded text-to-image model or the small CLIP"),

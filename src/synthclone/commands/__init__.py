@@ -25,11 +25,12 @@ def count(text: str) -> int:
     return _whole(text, 0)
 
 
-def add_config_arguments(parser, section: str) -> None:
+def add_config_arguments(parser, section: str, whole: bool = False) -> None:
     """``--config FILE`` and ``--set KEY=VALUE``: the same two for every subcommand that has settings."""
+    what = "the study to run" if whole else f"its {section}: and data: sections give the defaults of the flags"
     parser.add_argument("--config", metavar="FILE|PRESET",
-                        help=f"a study config (YAML file or a preset name such as quickstart); its {section}: and data: "
-                             "sections give the defaults of the flags (default: none, the built-in defaults)")
+                        help=f"a study config (YAML file or a preset name such as quickstart): {what} "
+                             "(default: none, the built-in defaults)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a config value, VALUE read as YAML, e.g. --set {section}.seed=1 (repeatable; "
                              "the flags win over --set, which wins over --config)")

@@ -14,7 +14,7 @@ from . import add_config_arguments, load_settings
 def add_arguments(parser) -> None:
     parser.add_argument("config_file", nargs="?", metavar="CONFIG",
                         help="YAML config or preset name (default: configs/quickstart.yaml here, else the quickstart preset)")
-    add_config_arguments(parser, "train")
+    add_config_arguments(parser, "train", whole=True)
     parser.add_argument("--out", help="run directory (default: <out_dir>/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="validate the config, print the plan, run nothing")
     add_device_argument(parser)
