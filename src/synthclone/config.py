@@ -44,6 +44,26 @@ class DataConfig(Section):
     cache_mb: int = Field(256, ge=0, description="a split or store whose decoded pixels take at most this many MiB is held in memory; larger ones are decoded batch by batch in DataLoader workers (0: always stream)")
 
 
+class GeneratorSpec(Section):
+    """One more text-to-image generator of the study (issue 18): its store of the first prompt strategy is
+    made and a clone trained on it for every seed, beside the main generator's (``generate.generator``)."""
+
+    name: str = Field(description="a plain name for the report (e.g. embedded-g5, sd-turbo)")
+    generator: str = Field("embedded", description="registered generator backend: embedded, diffusers")
+    model: Optional[str] = Field(None, description="its weights: a diffusers id/path; None = the shipped embedded weights")
+    guidance: Optional[float] = Field(None, ge=0, description="None: generate.guidance")
+    steps: Optional[int] = Field(None, ge=1, description="None: generate.steps")
+    scheduler: Optional[str] = Field(None, description="None: generate.scheduler")
+    generator_options: Dict[str, Any] = Field(default_factory=dict, description="options of this generator")
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        if not v or not all(ch.isalnum() or ch in "-_." for ch in v):
+            raise ValueError(f"{v!r} must be a plain name (letters, digits, '-', '_', '.')")
+        return v
+
+
 class GenerateConfig(Section):
     generator: str = "embedded"
     model: Optional[str] = Field(None, description="generator weights: a diffusers id/path; None = shipped embedded weights")
@@ -65,6 +85,15 @@ class GenerateConfig(Section):
     store_layout: Literal["folder", "tar"] = Field("folder", description="how the store holds images: folder = images/<class>/<id>.png (any ImageFolder reader), tar = one WebDataset-style tar per shard, shards/<shard>.tar (millions of images, few files)")
     shots: int = Field(0, ge=0, description="generate command: k real images per class guide generation (0 = text only)")
     strength: Optional[float] = Field(None, ge=0, le=1, description="img2img strength of real-guided generation; None = the rule from k")
+    generators: List[GeneratorSpec] = Field(default_factory=list, description="more generators to compare (a study): each makes a store of the first prompt strategy, gets a clone per seed (arm 'generator') and a row in the report's generator table with its fidelity, diversity and coverage (synthclone compare's metrics)")
+
+    @field_validator("generators")
+    @classmethod
+    def _distinct(cls, v: List[GeneratorSpec]) -> List[GeneratorSpec]:
+        names = [g.name for g in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"generator names must be distinct, got {names}")
+        return v
 
 
 class TrainConfig(Section):
@@ -115,7 +144,7 @@ class BenchConfig(Section):
 
 ARMS = [
     "real", "synthetic", "unfiltered", "mixed", "zero-shot", "classifier-tuning", "ssl", "clip",
-    "few-shot-real", "few-shot-guided", "pretrain-finetune", "few-shot-clip", "few-shot-clip-guided",
+    "few-shot-real", "few-shot-guided", "pretrain-finetune", "few-shot-clip", "few-shot-clip-guided", "generator",
 ]
 
 

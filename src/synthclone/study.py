@@ -19,6 +19,9 @@ pretrain-finetune     the synthetic model fine-tuned on the few-shot real images
 few-shot-clip         classifier tuning of the CLIP on the few-shot real images alone (cross-entropy)
 few-shot-clip-guided  He et al.'s few-shot setting: a real batch (cross-entropy) + a real-guided synthetic
                       batch (soft + hard loss) per step
+generator             per ``generate.generators`` entry: supervised on that generator's store of the first
+                      prompt strategy (strategy tag ``<strategy>@<name>``); a ``compare`` stage scores
+                      every generator's store against the real test split
 ====================  =====================================================================
 
 Every stage lives in ``RUN_DIR/<stage>-<hash>`` (see :mod:`synthclone.pipeline`), so a second run
@@ -65,6 +68,11 @@ def _gen_stage_name(strategy: str) -> str:
     return f"generate-{strategy}"
 
 
+def _generator_stage(name: str) -> str:
+    return f"generate-generator-{name}"
+
+
+COMPARE_STAGE = "compare"
 SSL_STAGE = "generate-ssl"
 # prompt strategies whose prompts differ image by image: with them, "same prompt" in StableRep's loss is a
 # caption's several images, not a class (classname, template, templates, wordnet, domains give every image
@@ -188,6 +196,10 @@ def plan_models(cfg) -> List[ArmModel]:
             out.append(ArmModel(f"pretrain-finetune:{first}{s}", "pretrain-finetune", seed, first, "finetune",
                                 data=_few_shot_spec(cfg), options={"init_model": f"synthetic:{first}{s}"},
                                 epochs=cfg.study.few_shot_epochs))
+        if "generator" in arms:
+            for g in cfg.generate.generators:
+                out.append(ArmModel(f"generator:{g.name}{s}", "generator", seed, f"{first}@{g.name}", "supervised",
+                                    ("store", _generator_stage(g.name), True), [_generator_stage(g.name)]))
         if "few-shot-clip" in arms or "few-shot-clip-guided" in arms:
             out.append(ArmModel(f"few-shot-clip{s}", "few-shot-clip", seed, regime="classifier-tuning",
                                 data=_few_shot_spec(cfg), batch_size=st.clip_real_batch_size, lr=FEW_SHOT_CLIP_LR,
@@ -202,14 +214,23 @@ def plan_models(cfg) -> List[ArmModel]:
 # ------------------------------------------------------------------------------------------ stages
 
 
-def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1):
+def _generator_update(g) -> Dict[str, Any]:
+    """The ``generate`` settings a ``generate.generators`` entry changes."""
+    out: Dict[str, Any] = {"generator": g.generator, "model": g.model, "generator_options": dict(g.generator_options)}
+    out.update({k: getattr(g, k) for k in ("guidance", "steps", "scheduler") if getattr(g, k) is not None})
+    return out
+
+
+def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1, generator=None):
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .device import resolve_device
         from .distributed.generation import generate_store
 
-        gen_cfg = cfg.generate.model_copy(update={"prompts": [strategy], "shots": shots,
-                                                  "images_per_prompt": images_per_prompt,
-                                                  "filter_options": clip_filter_options(cfg)})
+        update = {"prompts": [strategy], "shots": shots, "images_per_prompt": images_per_prompt,
+                  "filter_options": clip_filter_options(cfg), "generators": []}
+        if generator is not None:
+            update.update(_generator_update(generator))
+        gen_cfg = cfg.generate.model_copy(update=update)
         summary = generate_store(gen_cfg, folder / "store", dataset=cfg.data.dataset, data_options=load_options(cfg),
                                  device=resolve_device(cfg.device))
         for line in summary.lines()[:3]:
@@ -219,6 +240,36 @@ def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1)
         write_json(folder / "summary.json", info)
         return {"store": str(folder / "store"), "made": summary.total, "kept": summary.kept,
                 "seconds": round(summary.seconds, 2), "unique_prompts": summary.unique_prompts}
+
+    return fn
+
+
+def _compare_fn(cfg, stage_names: List[str]):
+    """The generator metrics (``synthclone compare``'s) of the main generator's first store and every
+    ``generate.generators`` store against the real test split, on the study CLIP's features."""
+    def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        from .data import dataset_entry, load_dataset
+        from .data.store import load_store
+        from .device import resolve_device
+        from .generators.metrics import compare_stores
+        from .models import load_any_model
+
+        device = resolve_device(cfg.device)
+        real = load_dataset(cfg.data.dataset, split="test", **load_options(cfg, evaluation=True))
+        classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
+        name, kwargs = _clip_model(cfg)
+        extractor = load_any_model(name, classes=classes, **kwargs).eval().to(device)
+        main = cfg.generate.generator if cfg.generate.model is None else f"{cfg.generate.generator}:{cfg.generate.model}"
+        labels = {stage_names[0]: f"{main} (main)", **{_generator_stage(g.name): g.name for g in cfg.generate.generators}}
+        stores = {labels[st]: load_store(inputs[st]["store"], size=real.shape[1], channels=real.shape[0])
+                  for st in stage_names}
+        report = compare_stores(real, stores, extractor, k=5, per_class=cfg.generate.per_class, seed=0, device=device,
+                                progress_desc="compare generators")
+        strategy = cfg.generate.prompts[0]
+        tags = {labels[stage_names[0]]: strategy, **{g.name: f"{strategy}@{g.name}" for g in cfg.generate.generators}}
+        write_json(folder / "compare.json", {"features": name, "k": 5, "per_class": cfg.generate.per_class,
+                                             "strategy_tags": tags, "stores": report})
+        return {"compare": str(folder / "compare.json")}
 
     return fn
 
@@ -398,8 +449,9 @@ def build_stages(cfg) -> List[Stage]:
 
     stages = [data_stage(cfg)]
     weights = shipped_weights_fingerprint()
-    gcfg = {**cfg.generate.model_dump(), "shipped_weights": weights, "clip": cfg.clip.model_dump(),
-            "load": load_options(cfg)}
+    # the list of further generators is not part of any store's key: adding one reruns nothing else
+    gcfg = {**{k: v for k, v in cfg.generate.model_dump().items() if k != "generators"}, "shipped_weights": weights,
+            "clip": cfg.clip.model_dump(), "load": load_options(cfg)}
     models = plan_models(cfg)
     wanted = {need for m in models for need in m.needs}
     for strat in cfg.generate.prompts:
@@ -411,6 +463,17 @@ def build_stages(cfg) -> List[Stage]:
         stages.append(Stage(SSL_STAGE, _generate_fn(cfg, strat, images_per_prompt=cfg.study.ssl_images_per_prompt),
                             {**gcfg, "prompts": [strat], "images_per_prompt": cfg.study.ssl_images_per_prompt,
                              "dataset": cfg.data.dataset}, []))
+    for g in cfg.generate.generators:
+        if _generator_stage(g.name) in wanted:
+            stages.append(Stage(_generator_stage(g.name), _generate_fn(cfg, cfg.generate.prompts[0], generator=g),
+                                {**gcfg, "prompts": [cfg.generate.prompts[0]], **_generator_update(g),
+                                 "dataset": cfg.data.dataset}, []))
+    compared = [_gen_stage_name(cfg.generate.prompts[0])] + [_generator_stage(g.name) for g in cfg.generate.generators
+                                                            if _generator_stage(g.name) in wanted]
+    if len(compared) > 1:
+        stages.append(Stage(COMPARE_STAGE, _compare_fn(cfg, compared),
+                            {"data": cfg.data.model_dump(), "k": 5, "per_class": cfg.generate.per_class,
+                             "shipped_weights": weights, "clip": cfg.clip.model_dump()}, compared))
     if FEW_SHOT_STAGE in wanted:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
@@ -518,6 +581,8 @@ def check(cfg, dry_run: bool = False) -> List[str]:
             raise
         notes.append(f"{exc} (needed at run time)")
     GENERATORS.get(cfg.generate.generator)
+    for g in cfg.generate.generators:
+        GENERATORS.get(g.generator)  # an unknown backend of a compared generator: one line now
     for p in cfg.generate.prompts:
         PROMPTS.get(p)
     for f in cfg.generate.filter:

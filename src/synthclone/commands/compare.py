@@ -13,13 +13,9 @@ Writes ``OUT/compare.json`` ({store: {"overall": metrics, "per_class": {class: m
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Dict, List
 
 from . import add_config_arguments, load_settings, positive_int
-
-METRICS = ["precision", "recall", "density", "coverage", "fd", "diversity"]
 
 
 def add_arguments(parser) -> None:
@@ -47,54 +43,6 @@ def add_arguments(parser) -> None:
     add_device_argument(parser)
 
 
-def _subset(data, per_class: int, seed: int):
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in range(data.num_classes):
-        members = torch.nonzero(data.labels == c).flatten()
-        picks.append(members[torch.randperm(len(members), generator=g)[:per_class]])
-    return data.subset(torch.cat(picks))
-
-
-def _embed(model, data, device: str, batch_size: int = 256):
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for images, _ in data.batches(batch_size):
-            out.append(model.features(images.to(device).float() / 255).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0)
-
-
-def _predict(model, data, device: str, batch_size: int = 256):
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for images, _ in data.batches(batch_size):
-            out.append(model(images.to(device).float() / 255).float().argmax(1).cpu())
-    return torch.cat(out)
-
-
-def _metrics(real, fake, k: int, seconds: Dict[str, float]) -> Dict[str, float]:
-    from ..generators.metrics import diversity, frechet_distance, prdc
-
-    out: Dict[str, float] = {}
-    t = time.perf_counter()
-    out.update(prdc(real, fake, k=k) if len(real) > k and len(fake) > k else
-               {m: float("nan") for m in ("precision", "recall", "density", "coverage")})
-    seconds["prdc"] = seconds.get("prdc", 0.0) + time.perf_counter() - t
-    t = time.perf_counter()
-    out["fd"] = frechet_distance(real, fake) if min(len(real), len(fake)) > 1 else float("nan")
-    seconds["fd"] = seconds.get("fd", 0.0) + time.perf_counter() - t
-    t = time.perf_counter()
-    out["diversity"] = diversity(fake)
-    seconds["diversity"] = seconds.get("diversity", 0.0) + time.perf_counter() - t
-    return out
-
-
 def run(args) -> int:
     import torch
 
@@ -103,8 +51,9 @@ def run(args) -> int:
     from ..device import resolve_device
     from ..errors import UserError
     from ..models import load_any_model
+    from ..generators.metrics import METRICS, compare_stores
     from ..paths import atomic_write_text, check_out_dir
-    from ..progress import progress, say
+    from ..progress import say
 
     cfg = load_settings(args, flags={"data.dataset": args.data, "device": args.device})
     check_out_dir(args.out)
@@ -118,11 +67,8 @@ def run(args) -> int:
     if cas is not None and list(getattr(cas, "classes", None) or []) not in ([], classes):
         raise UserError(f"--cas-model {args.cas_model} has classes {list(cas.classes)[:3]}..., not the data's; "
                         "give a classifier trained on the real data")
-    ref = _subset(real, args.per_class, args.seed)
-    say(f"[compare] {len(ref)} real test images of {cfg.data.dataset}, features from {args.features}")
-    real_f = _embed(extractor, ref, device)
-    report: Dict[str, dict] = {}
-    for spec in progress(args.stores, desc="compare", unit="store"):
+    stores = {}
+    for spec in args.stores:
         path = Path(spec)
         if not path.is_dir():
             raise UserError(f"store {spec} does not exist; give a folder written by synthclone generate")
@@ -131,26 +77,14 @@ def run(args) -> int:
         if list(store.classes) != classes:
             raise UserError(f"store {spec} has classes {list(store.classes)[:3]}..., not {cfg.data.dataset}'s; "
                             "compare stores made for this dataset")
-        fake = _subset(store, args.per_class, args.seed)
-        fake_f = _embed(extractor, fake, device)
-        seconds: Dict[str, float] = {}
-        per_class = {}
-        for c, name in enumerate(classes):
-            per_class[name] = _metrics(real_f[ref.labels == c], fake_f[fake.labels == c], args.k, seconds)
-        overall = {m: float(torch.tensor([v[m] for v in per_class.values()]).nanmean()) for m in METRICS}
-        if cas is not None:
-            t = time.perf_counter()
-            hit = _predict(cas, fake, device) == fake.labels
-            overall["cas"] = float(hit.float().mean())
-            for c, name in enumerate(classes):
-                per_class[name]["cas"] = float(hit[fake.labels == c].float().mean())
-            seconds["cas"] = time.perf_counter() - t
-        report[str(path)] = {"overall": overall, "per_class": per_class, "images": len(fake),
-                             "seconds": {k: round(v, 3) for k, v in seconds.items()}}
+        stores[str(path)] = store
+    say(f"[compare] {args.per_class} real test images per class of {cfg.data.dataset}, features from {args.features}")
+    report = compare_stores(real, stores, extractor, k=args.k, per_class=args.per_class, seed=args.seed, device=device,
+                            cas=cas, progress_desc="compare")
     from ..config import file_provenance
 
     doc = {"data": cfg.data.dataset, "features": args.features, "k": args.k, "per_class": args.per_class,
-           "real_images": len(ref), "stores": report, "provenance": file_provenance("synthclone.compare/1")}
+           "stores": report, "provenance": file_provenance("synthclone.compare/1")}
     out = Path(args.out) / "compare.json"
     atomic_write_text(out, json.dumps(doc, indent=2))
     cols = METRICS + (["cas"] if cas is not None else [])

@@ -22,11 +22,13 @@ Distances are computed in chunks of rows, so memory is O(chunk x N), not O(N x M
 
 from __future__ import annotations
 
-from typing import Dict
+import time
+from typing import Any, Dict, Optional
 
 import torch
 
 CHUNK = 1024
+METRICS = ["precision", "recall", "density", "coverage", "fd", "diversity"]
 
 
 def _pairwise_min_count(a: torch.Tensor, b: torch.Tensor, radius_b: torch.Tensor):
@@ -82,3 +84,77 @@ def diversity(features: torch.Tensor) -> float:
     total = sum(float(torch.cdist(features[i:i + CHUNK].double(), features.double()).sum())
                 for i in range(0, n, CHUNK))
     return total / (n * (n - 1))
+
+
+# ------------------------------------------------------------------ stores against the real test split
+
+
+def _subset(data, per_class: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(data.num_classes):
+        members = torch.nonzero(data.labels == c).flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    return data.subset(torch.cat(picks))
+
+
+def _embed(model, data, device: str, batch_size: int = 256):
+    out = []
+    with torch.no_grad():
+        for images, _ in data.batches(batch_size):
+            out.append(model.features(images.to(device).float() / 255).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _predict(model, data, device: str, batch_size: int = 256):
+    out = []
+    with torch.no_grad():
+        for images, _ in data.batches(batch_size):
+            out.append(model(images.to(device).float() / 255).float().argmax(1).cpu())
+    return torch.cat(out)
+
+
+def _metrics(real, fake, k: int, seconds: Dict[str, float]) -> Dict[str, float]:
+    out: Dict[str, float] = {}
+    t = time.perf_counter()
+    out.update(prdc(real, fake, k=k) if len(real) > k and len(fake) > k else
+               {m: float("nan") for m in ("precision", "recall", "density", "coverage")})
+    seconds["prdc"] = seconds.get("prdc", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    out["fd"] = frechet_distance(real, fake) if min(len(real), len(fake)) > 1 else float("nan")
+    seconds["fd"] = seconds.get("fd", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    out["diversity"] = diversity(fake)
+    seconds["diversity"] = seconds.get("diversity", 0.0) + time.perf_counter() - t
+    return out
+
+
+def compare_stores(real, stores: Dict[str, Any], extractor, k: int = 5, per_class: int = 200, seed: int = 0,
+                   device: str = "cpu", cas=None, progress_desc: Optional[str] = None) -> Dict[str, dict]:
+    """Every metric of each store (``{name: ImageSet}``) against ``real`` (the test split), per class on
+    ``per_class`` images of each (drawn with ``seed``) embedded by ``extractor.features``, then averaged
+    over classes; ``cas`` (a real-trained classifier) adds the classification accuracy score. Returns
+    ``{name: {"overall", "per_class", "images", "seconds"}}`` (``synthclone compare``, the study's
+    ``compare`` stage)."""
+    from ..progress import progress
+
+    classes = list(real.classes)
+    ref = _subset(real, per_class, seed)
+    real_f = _embed(extractor, ref, device)
+    report: Dict[str, dict] = {}
+    for name, store in progress(list(stores.items()), desc=progress_desc or "compare", unit="store"):
+        fake = _subset(store, per_class, seed)
+        fake_f = _embed(extractor, fake, device)
+        seconds: Dict[str, float] = {}
+        per = {c: _metrics(real_f[ref.labels == i], fake_f[fake.labels == i], k, seconds) for i, c in enumerate(classes)}
+        overall = {m: float(torch.tensor([v[m] for v in per.values()]).nanmean()) for m in METRICS}
+        if cas is not None:
+            t = time.perf_counter()
+            hit = _predict(cas, fake, device) == fake.labels
+            overall["cas"] = float(hit.float().mean())
+            for i, c in enumerate(classes):
+                per[c]["cas"] = float(hit[fake.labels == i].float().mean())
+            seconds["cas"] = time.perf_counter() - t
+        report[name] = {"overall": overall, "per_class": per, "images": len(fake),
+                        "seconds": {key: round(v, 3) for key, v in seconds.items()}}
+    return report

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import plots
@@ -269,6 +270,47 @@ def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int =
     return figures
 
 
+GENERATOR_METRICS = [("precision", "precision"), ("recall", "recall"), ("density", "density"),
+                     ("coverage", "coverage"), ("fd", "Fréchet distance"), ("diversity", "diversity")]
+
+
+def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame) -> tuple:
+    """Rows of the generator table: each generator's metrics (``synthclone compare``'s, class-averaged)
+    and the clean and corruption accuracy of the clones trained on its store (mean over seeds), and the
+    points of the scatter (metric values, clean accuracies)."""
+    rows, points = [], []
+    for label, r in compare["stores"].items():
+        strategy = compare["strategy_tags"][label]
+        clones = tags[tags["arm"].isin(["synthetic", "generator"]) & (tags["strategy"] == strategy)]["model"]
+        acc = [summary[m]["clean_acc"] for m in clones if summary.get(m, {}).get("clean_acc") is not None]
+        cor = [summary[m]["corruption_acc"] for m in clones if summary.get(m, {}).get("corruption_acc") is not None]
+        mean = float(np.mean(acc)) if acc else None
+        sd = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
+        rows.append([label] + [round(r["overall"][k], 4) for k, _ in GENERATOR_METRICS] +
+                    [None if mean is None else (f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"),
+                     round(float(np.mean(cor)), 3) if cor else None, len(acc)])
+        points.append((label, r["overall"], mean))
+    return rows, points
+
+
+def generator_section(compare_path: str, summary: Dict[str, Dict], tags: pd.DataFrame, figures: Path) -> list:
+    """The report's generator comparison (issue 18): a table and clean accuracy against each metric."""
+    compare = json.loads(Path(compare_path).read_text())
+    rows, points = generator_table(compare, summary, tags)
+    cols = ["generator"] + [label for _, label in GENERATOR_METRICS] + ["clone clean acc (mean ± s.d.)",
+                                                                       "clone corruption acc", "clones"]
+    out = [Heading("Generators compared"),
+           Paragraph(f"Each generator's store of the first prompt strategy against the real test split on "
+                     f"{compare['features']} features ({compare['per_class']} images per class, k = {compare['k']}; "
+                     "definitions and sources in docs/generators.md), and the clones trained on it."),
+           Table(cols, rows, caption="Generators: fidelity (precision, density), diversity and coverage (recall, "
+                                     "coverage, diversity), Fréchet distance, and their clones")]
+    path = plots.generator_scatter(points, [k for k, _ in GENERATOR_METRICS], figures / "generators.png")
+    if path is not None:
+        out.append(Figure(path, "Clone clean accuracy (mean over seeds) against each generator metric"))
+    return out
+
+
 def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[Any], folder: Path):
     """Write the report of a finished study into ``folder`` in each of ``report.formats``; returns the paths."""
     from ..robustness import summarize
@@ -373,6 +415,9 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
                       caption="Generated stores"))
     for fig in _store_grids(inputs, folder):
         doc.add(fig)
+    if "compare" in inputs:
+        for block in generator_section(inputs["compare"]["compare"], summary, tags, folder / "figures"):
+            doc.add(block)
     scales = list(getattr(cfg.report, "guidance_grid", []) or [])
     for fig in _guidance_grids(cfg, folder, scales) if scales else []:
         doc.add(fig)

@@ -271,3 +271,26 @@ def accuracy_vs_robustness(summary: Dict[str, Dict], models: Sequence[str], arms
     ax.set_ylabel(robust_key.replace("_", " "))
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def generator_scatter(points, metrics: Sequence[str], path: Path) -> Optional[Path]:
+    """Clone clean accuracy against each generator metric, one panel per metric, a labelled point per generator."""
+    points = [(label, m, acc) for label, m, acc in points if acc is not None]
+    if len(points) < 2:
+        return None
+    plt = _plt()
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    for i, metric in enumerate(metrics):
+        ax = axes[i // cols][i % cols]
+        for color, (label, m, acc) in zip(_colors(len(points)), points):
+            ax.scatter([m[metric]], [acc], color=color, s=30)
+            ax.annotate(label, (m[metric], acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(metric)
+        if i % cols == 0:
+            ax.set_ylabel("clone clean accuracy")
+    for j in range(len(metrics), rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
