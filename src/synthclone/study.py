@@ -73,6 +73,7 @@ def _generator_stage(name: str) -> str:
 
 
 COMPARE_STAGE = "compare"
+COMPARE_K = 5  # nearest neighbours of the compare stage's precision / recall / density / coverage (Naeem et al.)
 SSL_STAGE = "generate-ssl"
 # prompt strategies whose prompts differ image by image: with them, "same prompt" in StableRep's loss is a
 # caption's several images, not a class (classname, template, templates, wordnet, domains give every image
@@ -263,11 +264,11 @@ def _compare_fn(cfg, stage_names: List[str]):
         labels = {stage_names[0]: f"{main} (main)", **{_generator_stage(g.name): g.name for g in cfg.generate.generators}}
         stores = {labels[st]: load_store(inputs[st]["store"], size=real.shape[1], channels=real.shape[0])
                   for st in stage_names}
-        report = compare_stores(real, stores, extractor, k=5, per_class=cfg.generate.per_class, seed=0, device=device,
+        report = compare_stores(real, stores, extractor, k=COMPARE_K, per_class=cfg.generate.per_class, seed=0, device=device,
                                 progress_desc="compare generators")
         strategy = cfg.generate.prompts[0]
         tags = {labels[stage_names[0]]: strategy, **{g.name: f"{strategy}@{g.name}" for g in cfg.generate.generators}}
-        write_json(folder / "compare.json", {"features": name, "k": 5, "per_class": cfg.generate.per_class,
+        write_json(folder / "compare.json", {"features": name, "k": COMPARE_K, "per_class": cfg.generate.per_class,
                                              "strategy_tags": tags, "stores": report})
         return {"compare": str(folder / "compare.json")}
 
@@ -472,7 +473,7 @@ def build_stages(cfg) -> List[Stage]:
                                                             if _generator_stage(g.name) in wanted]
     if len(compared) > 1:
         stages.append(Stage(COMPARE_STAGE, _compare_fn(cfg, compared),
-                            {"data": cfg.data.model_dump(), "k": 5, "per_class": cfg.generate.per_class,
+                            {"data": cfg.data.model_dump(), "k": COMPARE_K, "per_class": cfg.generate.per_class,
                              "shipped_weights": weights, "clip": cfg.clip.model_dump()}, compared))
     if FEW_SHOT_STAGE in wanted:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),

@@ -58,9 +58,9 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> Dict[str, float]
     real, fake = real.double(), fake.double()
     r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
     in_real_balls, _ = _pairwise_min_count(fake, real, r_real)   # per generated image: real balls holding it
-    in_fake_balls, _ = _pairwise_min_count(real, fake, r_fake)   # per real image: generated balls holding it
-    # coverage: a real image's own ball holds a generated image when its nearest generated image is inside
-    _, nearest_fake = _pairwise_min_count(real, fake, torch.zeros(len(fake), dtype=real.dtype))
+    # per real image: the generated balls holding it, and its nearest generated image (coverage: the real
+    # image's own ball holds a generated image when that nearest one is inside it)
+    in_fake_balls, nearest_fake = _pairwise_min_count(real, fake, r_fake)
     return {
         "precision": float((in_real_balls > 0).double().mean()),
         "recall": float((in_fake_balls > 0).double().mean()),
