@@ -44,6 +44,12 @@ def test_each_generator_has_a_store_a_clone_and_a_row(run):
     assert g1["diversity"] > g6["diversity"] and g1["recall"] > g6["recall"]
     md = (root / "run" / "report" / "report.md").read_text()
     assert "## Generators compared" in md and "| g1 |" in md and "figures/generators.png" in md
+    assert "figures/generators-samples.png" in md  # the stores side by side
+    found = {f["claim"]: f for f in json.loads((root / "run" / "report" / "findings.json").read_text())}
+    for key in ("generator-fidelity", "generator-coverage", "generator-coverage-vs-fidelity"):
+        # three generators but one seed: the rank correlation is shown, the verdict needs three seeds
+        assert found[key]["verdict"] == "not run" and "3 seeds" in found[key]["note"]
+        assert found[key]["a"] == ["embedded (main)", "g1", "g6"] and found[key]["a_value"] is not None
 
 
 def test_adding_a_generator_reruns_nothing_else(run):

@@ -118,6 +118,37 @@ def test_pretrain_generator_resumes_exactly(run_cli, tmp_path):
     assert gen(["a Bag"], seeds=[0], steps=2).images.shape == (1, 1, 28, 28)
 
 
+def test_snapshots_and_caption_sets(run_cli, tmp_path, monkeypatch):
+    """Issue 18 item 4: --snapshot-at keeps the EMA weights of earlier steps, --captions narrow trains on
+    fewer phrasings, and 'pretrain snapshot' ships weights in float16 to be loaded as shipped:<name>."""
+    from synthclone.generators import embedded
+    from synthclone.generators.captions import class_captions
+
+    assert class_captions("Sneaker", "narrow") == ["a photo of a Sneaker.", "a photo of a Sneaker", "a Sneaker", "Sneaker"]
+    assert len(class_captions("Sneaker")) > 4 * len(class_captions("Sneaker", "narrow"))
+    common = ["pretrain", "generator", "--channels", "4,8,8", "--batch-size", "8", "--limit", "64", "--precision", "fp32"]
+    assert run_cli(*common, "--steps", "3", "--snapshot-at", "1,3", "--captions", "narrow", "--out", tmp_path / "t")[0] == 0
+    meta = json.loads((tmp_path / "t" / "generator-step1.json").read_text())["training"]
+    assert meta["steps"] == 1 and meta["config"]["captions"] == "narrow" and set(meta["captions_per_class"].values()) == {4}
+    assert (tmp_path / "t" / "generator-step3.safetensors").read_bytes() == (tmp_path / "t" / "generator.safetensors").read_bytes()
+    assert run_cli(*common, "--steps", "3", "--snapshot-at", "5", "--out", tmp_path / "u")[0] == 2
+
+    monkeypatch.setattr(embedded, "SNAPSHOT_DIR", tmp_path / "snapshots")
+    code, _, _ = run_cli("pretrain", "snapshot", tmp_path / "t" / "generator-step1.safetensors", "--name", "early",
+                         "--dir", tmp_path / "snapshots")
+    assert code == 0 and embedded.shipped_snapshots() == ["early"]
+    full = (tmp_path / "t" / "generator-step1.safetensors").stat().st_size
+    assert (tmp_path / "snapshots" / "early.safetensors").stat().st_size < 0.6 * full  # float16
+    a = create_generator("embedded", weights=str(tmp_path / "t" / "generator-step1.safetensors"), precision="fp32")
+    b = create_generator("embedded", weights="shipped:early", precision="fp32")
+    assert json.loads((tmp_path / "snapshots" / "early.json").read_text())["training"]["steps"] == 1
+    x, y = (g(["a Bag", "a Coat"], seeds=[0, 1], steps=3).images.float() for g in (a, b))
+    assert (x - y).abs().mean() < 1.0  # float16 weights: the same images up to rounding (uint8 levels)
+    with pytest.raises(UserError, match="no shipped embedded snapshot 'late'; shipped: early"):
+        create_generator("embedded", weights="shipped:late")
+    assert run_cli("pretrain", "snapshot", tmp_path / "t", "--name", "a/b", "--dir", tmp_path / "snapshots")[0] == 2
+
+
 def _tiny_with(**options):
     torch.manual_seed(0)  # create_embedded(tiny=True) seeds itself; keep the global state tidy anyway
     return create_generator("embedded", weights=None, tiny=True, precision="fp32", **options)

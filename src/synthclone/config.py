@@ -50,7 +50,8 @@ class GeneratorSpec(Section):
 
     name: str = Field(description="a plain name for the report (e.g. embedded-g5, sd-turbo)")
     generator: str = Field("embedded", description="registered generator backend: embedded, diffusers")
-    model: Optional[str] = Field(None, description="its weights: a diffusers id/path; None = the shipped embedded weights")
+    model: Optional[str] = Field(None, description="its weights: a diffusers id/path; embedded: None = the shipped model, "
+                                 "shipped:<name> = a shipped snapshot (GENERATOR_CARD.md), or a weights path")
     guidance: Optional[float] = Field(None, ge=0, description="None: generate.guidance")
     steps: Optional[int] = Field(None, ge=1, description="None: generate.steps")
     scheduler: Optional[str] = Field(None, description="None: generate.scheduler")
@@ -66,7 +67,8 @@ class GeneratorSpec(Section):
 
 class GenerateConfig(Section):
     generator: str = "embedded"
-    model: Optional[str] = Field(None, description="generator weights: a diffusers id/path; None = shipped embedded weights")
+    model: Optional[str] = Field(None, description="generator weights: a diffusers id/path; embedded: None = the shipped "
+                                 "model, shipped:<name> = a shipped snapshot (GENERATOR_CARD.md), or a weights path")
     prompts: List[str] = Field(default_factory=lambda: ["template"], description="prompt strategies, one store each")
     per_class: int = Field(100, ge=1)
     guidance: float = Field(2.0, ge=0)

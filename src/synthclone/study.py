@@ -222,6 +222,18 @@ def _generator_update(g) -> Dict[str, Any]:
     return out
 
 
+def _snapshot_key(g) -> Dict[str, Any]:
+    """A shipped snapshot's SHA-256 (first 16 hex digits) for the key of its generator's stage, so the
+    stage reruns when the snapshot changes (the shipped model's own hash is in every key already)."""
+    import hashlib
+
+    if g.generator != "embedded" or not str(g.model or "").startswith("shipped:"):
+        return {}
+    from .generators.embedded import resolve_embedded_weights
+
+    return {"snapshot_sha": hashlib.sha256(resolve_embedded_weights(g.model).read_bytes()).hexdigest()[:16]}
+
+
 def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1, generator=None):
     def fn(folder: Path, _inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .device import resolve_device
@@ -269,7 +281,8 @@ def _compare_fn(cfg, stage_names: List[str]):
         strategy = cfg.generate.prompts[0]
         tags = {labels[stage_names[0]]: strategy, **{g.name: f"{strategy}@{g.name}" for g in cfg.generate.generators}}
         write_json(folder / "compare.json", {"features": name, "k": COMPARE_K, "per_class": cfg.generate.per_class,
-                                             "strategy_tags": tags, "stores": report})
+                                             "strategy_tags": tags, "stages": {labels[st]: st for st in stage_names},
+                                             "stores": report})
         return {"compare": str(folder / "compare.json")}
 
     return fn
@@ -467,7 +480,7 @@ def build_stages(cfg) -> List[Stage]:
     for g in cfg.generate.generators:
         if _generator_stage(g.name) in wanted:
             stages.append(Stage(_generator_stage(g.name), _generate_fn(cfg, cfg.generate.prompts[0], generator=g),
-                                {**gcfg, "prompts": [cfg.generate.prompts[0]], **_generator_update(g),
+                                {**gcfg, "prompts": [cfg.generate.prompts[0]], **_generator_update(g), **_snapshot_key(g),
                                  "dataset": cfg.data.dataset}, []))
     compared = [_gen_stage_name(cfg.generate.prompts[0])] + [_generator_stage(g.name) for g in cfg.generate.generators
                                                             if _generator_stage(g.name) in wanted]
@@ -531,12 +544,16 @@ def _check_embedded_models(cfg) -> None:
     from .models.small_clip import require_known_classes
     from .paths import WEIGHTS_DIR
 
+    from .generators.embedded import resolve_embedded_weights
+
     classes, _ = dataset_entry(cfg.data.dataset).classes(**load_options(cfg))
-    if cfg.generate.generator == "embedded" and cfg.generate.model != "tiny":
-        path = Path(cfg.generate.model) if cfg.generate.model else WEIGHTS_DIR / "generator.safetensors"
-        path = path / "generator.safetensors" if path.is_dir() else path
-        require_known_classes("the embedded generator", _weights_classes(path, "captions_per_class"), classes,
-                              "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
+    embedded = [("the embedded generator", cfg.generate)] if cfg.generate.generator == "embedded" else []
+    if "generator" in cfg.study.arms:
+        embedded += [(f"generate.generators' {g.name}", g) for g in cfg.generate.generators if g.generator == "embedded"]
+    for what, spec in embedded:
+        if spec.model != "tiny":
+            require_known_classes(what, _weights_classes(resolve_embedded_weights(spec.model), "captions_per_class"),
+                                  classes, "set generate.generator: diffusers with generate.model: <a pipeline id or folder>")
     clip_arms = {"zero-shot", "classifier-tuning"} & set(cfg.study.arms)
     model = cfg.clip.model
     if model.startswith("open_clip:"):

@@ -31,6 +31,11 @@ def add_arguments(parser) -> None:
     g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 autocast where the hardware has bf16 units, else fp32 (default: %(default)s)")
     g.add_argument("--limit", type=int, default=None, help="use only the first N generator-split images (smoke tests)")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and noise (default: %(default)s)")
+    g.add_argument("--captions", choices=["full", "narrow"], default="full",
+                   help="caption set: full = names, synonyms, definitions and 14 templates (the shipped model); narrow = "
+                        "the class name under 4 templates (default: %(default)s)")
+    g.add_argument("--snapshot-at", default="", help="comma-separated steps at which the EMA weights are also kept as "
+                                                       "OUT/generator-step<k>.safetensors (default: none)")
     add_device_argument(g, "auto")
 
     c = sub.add_parser("clip", help="train the small CLIP image tower against the frozen sentence encoder")
@@ -61,9 +66,21 @@ def add_arguments(parser) -> None:
                         "(src/synthclone/weights for the shipped card)")
     e.add_argument("--no-throughput", action="store_true", help="skip the throughput measurement")
 
+    s = sub.add_parser("snapshot", help="ship trained embedded weights as a snapshot (float16): weights: shipped:NAME")
+    s.add_argument("weights", help="the weights to ship (a .safetensors file with its .json, or a pretrain output folder)")
+    s.add_argument("--name", required=True, help="the snapshot's name (letters, digits, '-', '_')")
+    s.add_argument("--dir", default=None, help="snapshot folder (default: the package's weights/snapshots)")
+
 
 def run(args) -> int:
     from ..progress import say
+
+    if args.what == "snapshot":
+        from ..generators.embedded import SNAPSHOT_DIR, ship_snapshot
+
+        path = ship_snapshot(args.weights, args.name, Path(args.dir) if args.dir else SNAPSHOT_DIR)
+        say(f"snapshot {args.name}: {path} ({path.stat().st_size / 1e6:.2f} MB); use it as weights: shipped:{args.name}")
+        return 0
 
     if args.what == "generator":
         from ..errors import UserError
@@ -75,10 +92,17 @@ def run(args) -> int:
             raise UserError(f"--channels {args.channels!r} must be comma-separated integers like 16,32,64") from None
         if args.steps < 1:
             raise UserError(f"--steps must be >= 1 (got {args.steps})")
+        try:
+            snapshots = sorted({int(k) for k in args.snapshot_at.split(",") if k.strip()})
+        except ValueError:
+            raise UserError(f"--snapshot-at {args.snapshot_at!r} must be comma-separated step numbers like 500,2000") from None
+        if any(not 1 <= k <= args.steps for k in snapshots):
+            raise UserError(f"--snapshot-at {args.snapshot_at!r}: every step must lie in 1..--steps ({args.steps})")
         cfg = GeneratorTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, channels=channels,
                                    blocks=args.blocks, ema_decay=args.ema_decay, p_uncond=args.p_uncond,
                                    checkpoint_every=args.checkpoint_every, precision=args.precision,
-                                   limit=args.limit, seed=args.seed, device=args.device)
+                                   limit=args.limit, seed=args.seed, device=args.device, captions=args.captions,
+                                   snapshots=snapshots)
         summary = train_generator(args.out, cfg, resume=args.resume)
         say(f"generator: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
             f"{summary['wall_time_s']:.0f} s; weights in {Path(args.out) / 'generator.safetensors'}")

@@ -44,9 +44,22 @@ def _names(class_name: str, info) -> List[str]:
     return out
 
 
-def class_captions(class_name: str) -> List[str]:
-    """Caption phrasings for one class (deterministic order, no duplicates)."""
+# caption sets of ``synthclone pretrain generator --captions``: ``full`` is every phrasing below (the shipped
+# model's); ``narrow`` is the class name under the first four templates only (no alternatives, synonyms,
+# definitions or hypernyms): a model that has seen few phrasings, one of the shipped snapshots (issue 18)
+CAPTION_SETS = ("full", "narrow")
+NARROW_TEMPLATES = TEMPLATES[:4]
+
+
+def class_captions(class_name: str, caption_set: str = "full") -> List[str]:
+    """Caption phrasings for one class (deterministic order, no duplicates) from ``caption_set``
+    (:data:`CAPTION_SETS`)."""
     from ..wordnet import describe
+
+    if caption_set not in CAPTION_SETS:
+        raise ValueError(f"caption set {caption_set!r} is not one of {CAPTION_SETS}")
+    if caption_set == "narrow":
+        return list(dict.fromkeys(t.format(class_name) for t in NARROW_TEMPLATES))
 
     try:
         info = describe(class_name)
@@ -93,11 +106,12 @@ class CaptionBank:
         return self.embeddings[idx]
 
 
-def caption_bank(classes: Sequence[str], encoder) -> CaptionBank:
-    """Build and embed the captions of ``classes`` with ``encoder`` (a :class:`synthclone.text.TextEncoder`)."""
+def caption_bank(classes: Sequence[str], encoder, caption_set: str = "full") -> CaptionBank:
+    """Build and embed the captions of ``classes`` (from ``caption_set``) with ``encoder`` (a
+    :class:`synthclone.text.TextEncoder`)."""
     caps, owner, per_class = [], [], {}
     for c, name in enumerate(classes):
-        mine = class_captions(name)
+        mine = class_captions(name, caption_set)
         per_class[c] = torch.arange(len(caps), len(caps) + len(mine))
         caps += mine
         owner += [c] * len(mine)

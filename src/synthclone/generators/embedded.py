@@ -1,7 +1,9 @@
 """The embedded text-to-image model: a small FiLM UNet on 28x28x1 conditioned on sentence embeddings.
 
 ``create_generator("embedded")`` loads the weights shipped in ``synthclone/weights/generator.safetensors``
-(+ ``generator.json``); ``weights=PATH`` loads another pair (a ``.safetensors`` file with its ``.json``
+(+ ``generator.json``); ``weights="shipped:NAME"`` one of the shipped snapshots in
+``synthclone/weights/snapshots/`` (other training lengths and caption sets, stored in float16; listed in
+GENERATOR_CARD.md; :func:`shipped_snapshots`); ``weights=PATH`` loads another pair (a ``.safetensors`` file with its ``.json``
 beside it, or a folder holding ``generator.safetensors`` such as a ``synthclone pretrain generator`` output
 folder); ``weights=None, tiny=True`` builds a tiny random network for tests.
 
@@ -32,10 +34,34 @@ MICRO_BATCH = 64
 TINY_UNET = {"in_channels": 1, "channels": [4, 8, 8], "blocks": 1, "text_dim": 384, "emb_dim": 16, "attention": False}
 
 
-def _resolve_weights(weights: Union[str, Path]) -> tuple[Path, Path]:
+SNAPSHOT_DIR = WEIGHTS_DIR / "snapshots"
+SHIPPED = "shipped"
+
+
+def shipped_snapshots() -> list[str]:
+    """Names of the shipped snapshots of the embedded model (``weights: shipped:<name>``)."""
+    return sorted(p.stem for p in SNAPSHOT_DIR.glob("*.safetensors"))
+
+
+def resolve_embedded_weights(weights: Union[str, Path, None]) -> Path:
+    """The weights file that ``weights`` names: None or ``"shipped"`` = the shipped model,
+    ``"shipped:<name>"`` = a shipped snapshot, else a ``.safetensors`` file or a folder holding
+    ``generator.safetensors``. An unknown snapshot name is a user error listing the shipped ones."""
+    if weights is None or str(weights) == SHIPPED:
+        return WEIGHTS_DIR / "generator.safetensors"
+    text = str(weights)
+    if text.startswith(SHIPPED + ":"):
+        name = text[len(SHIPPED) + 1:]
+        if name not in shipped_snapshots():
+            raise UserError(f"no shipped embedded snapshot {name!r}; shipped: {', '.join(shipped_snapshots()) or 'none'} "
+                            "(weights: shipped:<name>), or give a weights path")
+        return SNAPSHOT_DIR / f"{name}.safetensors"
     path = Path(weights)
-    if path.is_dir():
-        path = path / "generator.safetensors"
+    return path / "generator.safetensors" if path.is_dir() else path
+
+
+def _resolve_weights(weights: Union[str, Path]) -> tuple[Path, Path]:
+    path = resolve_embedded_weights(weights)
     if path.suffix != ".safetensors":
         raise UserError(f"generator weights {weights} must be a .safetensors file or a folder holding generator.safetensors")
     meta = path.with_suffix(".json")
@@ -46,14 +72,17 @@ def _resolve_weights(weights: Union[str, Path]) -> tuple[Path, Path]:
     return path, meta
 
 
-def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], extra: Optional[dict] = None) -> Path:
-    """Write ``unet``'s weights to ``path`` (.safetensors) and its config to the ``.json`` beside it, atomically."""
+def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], extra: Optional[dict] = None,
+                   dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``unet``'s weights to ``path`` (.safetensors, stored as ``dtype``: float16 halves a shipped
+    snapshot; loading casts back to float32) and its config to the ``.json`` beside it, atomically."""
     from safetensors.torch import save_file
 
     from ..paths import atomic_write, atomic_write_text
 
     path = Path(path)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in unet.state_dict().items()}
+    state = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous().cpu()
+             for k, v in unet.state_dict().items()}
     # safetensors writes 0600; shipped weights must be readable by every user
     atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt", "model": "synthclone-embedded-unet"}),
                  mode=0o644)
@@ -61,6 +90,19 @@ def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], 
             "image_shape": [unet.config["in_channels"], 28, 28], **(extra or {})}
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True))
     return path
+
+
+def ship_snapshot(weights: Union[str, Path], name: str, folder: Path = SNAPSHOT_DIR) -> Path:
+    """Write the embedded weights ``weights`` into ``folder/<name>.safetensors`` in float16 (with their
+    training record and the source they came from), to be loaded as ``weights="shipped:<name>"``."""
+    if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise UserError(f"snapshot name {name!r} must be a plain name (letters, digits, '-', '_')")
+    unet, schedule, meta = load_unet(weights)
+    extra = {k: v for k, v in meta.items() if k not in ("unet", "schedule", "text_encoder", "image_shape")}
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_generator(unet, schedule, folder / f"{name}.safetensors",
+                          extra={**extra, "snapshot": {"name": name, "of": str(weights), "stored_as": "float16"}},
+                          dtype=torch.float16)
 
 
 def load_unet(weights: Union[str, Path]) -> tuple[UNet, NoiseSchedule, dict]:
@@ -255,7 +297,7 @@ def create_embedded(weights: Union[str, Path, None, object] = "shipped", tiny: b
                     torch.nn.init.normal_(block.weight, std=0.1)
         return EmbeddedGenerator(unet, NoiseSchedule(), {"tiny": True}, precision, device, text_encoder, source="tiny-random",
                                  **speed)
-    if weights == "shipped":
+    if weights == SHIPPED:
         weights = WEIGHTS_DIR / "generator.safetensors"
         if not Path(weights).is_file():
             raise UserError(f"the shipped generator weights {weights} are missing; reinstall synthclone or train them with "

@@ -62,6 +62,9 @@ class GeneratorTrainConfig:
     checkpoint_every: int = 500
     log_every: int = 25
     grad_clip: float = 1.0
+    captions: str = "full"            # caption set (captions.CAPTION_SETS)
+    snapshots: List[int] = field(default_factory=list)  # steps at which the EMA weights are also kept as
+    #                                   generator-step<k>.safetensors (+ .json): the shipped snapshots
 
 
 def _lr(cfg: GeneratorTrainConfig, step: int) -> float:
@@ -154,7 +157,7 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
     images = data.images.float().div(127.5).sub(1.0)  # [-1, 1]
     labels = data.labels
     say(f"generator training data: {data.name}, {len(data)} images, {data.num_classes} classes")
-    bank = caption_bank(data.classes, load_text_encoder())
+    bank = caption_bank(data.classes, load_text_encoder(), cfg.captions)
     say(f"caption bank: {len(bank.captions)} captions")
 
     torch.manual_seed(cfg.seed)
@@ -176,6 +179,12 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
         _atomic_text(log_path, "".join(k + "\n" for k in keep))
     n_params = sum(p.numel() for p in model.parameters())
     say(f"UNet {cfg.channels} x{cfg.blocks}: {n_params / 1e6:.2f} M parameters; steps {start} -> {cfg.steps}")
+
+    def record(done: int, loss: float, seconds: float) -> dict:
+        """The training record saved beside the weights (generator.json)."""
+        return {"training": {"steps": done, "config": asdict(cfg), "final_loss": loss, "wall_time_s": round(seconds, 1),
+                             "data": data.name,
+                             "captions_per_class": {data.classes[c]: len(v) for c, v in bank.per_class.items()}}}
 
     T = schedule.num_train_timesteps
     from ..precision import autocast as autocast_for
@@ -231,13 +240,13 @@ def train_generator(out_dir: str | Path, cfg: GeneratorTrainConfig, resume: bool
                 log.flush()
                 bar.set_postfix(loss=f"{last_loss:.4f}")
                 running, t_mark = [], now
+            if done in cfg.snapshots:
+                save_generator(ema, schedule, out / f"generator-step{done}.safetensors",
+                               extra=record(done, last_loss, elapsed))
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 extra = {"wall_time_s": round(elapsed, 1), "loss": last_loss, "parameters": n_params}
                 _save_checkpoint(out, done, model, ema, opt, cfg, extra)
-                save_generator(ema, schedule, out / "generator.safetensors",
-                               extra={"training": {"steps": done, "config": asdict(cfg), "final_loss": last_loss,
-                                                   "wall_time_s": round(elapsed, 1), "data": data.name,
-                                                   "captions_per_class": {data.classes[c]: len(v) for c, v in bank.per_class.items()}}})
+                save_generator(ema, schedule, out / "generator.safetensors", extra=record(done, last_loss, elapsed))
     bar.close()
     return {"steps": cfg.steps, "final_loss": last_loss, "wall_time_s": round(elapsed, 1), "out": str(out),
             "parameters": n_params}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import plots
 from .document import Document, Figure, Heading, Paragraph, Table, write
-from .findings import MUCH, Finding, columns, evaluate_claims
+from .findings import MUCH, Finding, columns, evaluate_claims, generators_of
 from .grids import make_grid, save_png, set_grid
 
 MAIN_COLUMNS = [
@@ -144,7 +144,11 @@ def findings_section(findings: Sequence[Finding], confidence: float, rows: Optio
         "the pick inside every bootstrap draw, or adjust for it (Bonferroni) over seeds, so the pick does not favour "
         "them. p is the two-sided p-value of A − B at that boundary (p < "
         f"{alpha:.2g} exactly when the interval excludes it). {len(tested)} claims were tested; the Holm column applies "
-        f"Holm's step-down to their p-values, which keeps the family-wise error rate across them at most {alpha:.2g}.")
+        f"Holm's step-down to their p-values, which keeps the family-wise error rate across them at most {alpha:.2g}."
+        + (" The generator claims (Adamkiewicz et al.) correlate instead: A − B is Spearman's ρ across the compared "
+           "generators between a generator metric and their clones' clean accuracy (or the difference of two such "
+           "ρ), per seed, with a Student t over the seeds; A lists the generators, B the second metric."
+           if any(f.claim.kind == "rank-correlation" for f in findings) else ""))
     notes = probe_notes(rows) if rows is not None else []
     return ([Paragraph(scope), Paragraph(text, css="note"),
              Table(columns(confidence), [f.row() for f in findings], caption="The papers' findings, checked",
@@ -277,7 +281,7 @@ GENERATOR_METRICS = [("precision", "precision"), ("recall", "recall"), ("density
 def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame) -> tuple:
     """Rows of the generator table: each generator's metrics (``synthclone compare``'s, class-averaged)
     and the clean and corruption accuracy of the clones trained on its store (mean over seeds), and the
-    points of the scatter (metric values, clean accuracies)."""
+    points of the scatter (label, metric values, mean and standard deviation of the clones' clean accuracy)."""
     rows, points = [], []
     for label, r in compare["stores"].items():
         strategy = compare["strategy_tags"][label]
@@ -289,25 +293,68 @@ def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame)
         rows.append([label] + [round(r["overall"][k], 4) for k, _ in GENERATOR_METRICS] +
                     [None if mean is None else (f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"),
                      round(float(np.mean(cor)), 3) if cor else None, len(acc)])
-        points.append((label, r["overall"], mean))
+        points.append((label, r["overall"], mean, sd))
     return rows, points
 
 
-def generator_section(compare_path: str, summary: Dict[str, Dict], tags: pd.DataFrame, figures: Path) -> list:
-    """The report's generator comparison (issue 18): a table and clean accuracy against each metric."""
-    compare = json.loads(Path(compare_path).read_text())
-    rows, points = generator_table(compare, summary, tags)
+def correlation_table(rows: pd.DataFrame, tags: pd.DataFrame, compare: dict, confidence: float) -> Optional[Table]:
+    """Spearman ρ across the generators between each generator metric and the clones' clean accuracy, per
+    seed, with its interval over the seeds (:func:`findings.metric_correlations`); None with < 3 generators."""
+    from .findings import metric_correlations
+
+    found = metric_correlations(rows, tags, generators_of(compare), [k for k, _ in GENERATOR_METRICS], confidence)
+    if all(f.a_value is None for f in found):
+        return None
+    out = []
+    for (key, label), f in zip(GENERATOR_METRICS, found):
+        ci = "–" if f.estimate is None else format_ci(f.estimate, 3)
+        out.append([label, "–" if f.a_value is None else round(f.a_value, 3), ci, f.n_seeds, f.note])
+    return Table(["generator metric", "ρ (mean over seeds)", f"{confidence:.0%} interval", "seeds", "how"], out,
+                 caption="Rank correlation across generators between each generator metric and the clones' clean "
+                         "accuracy (Fréchet distance: lower is closer to the real images, so a negative ρ is the "
+                         "expected sign); descriptive, without verdicts: the findings table tests precision and coverage")
+
+
+def generator_grid(inputs: Dict[str, Any], compare: dict, folder: Path, per_class: int = 4) -> Optional[Figure]:
+    """The compared generators' stores side by side: one panel per generator, one row per class, its first
+    ``per_class`` kept images (the same prompts and seeds in every store)."""
+    from ..data.store import load_store
+    from .grids import side_by_side
+
+    stages = compare.get("stages") or {}
+    panels = [(label, load_store(inputs[stages[label]]["store"], kept_only=True)) for label in compare["stores"]
+              if stages.get(label) in inputs and "store" in inputs[stages[label]]]
+    if len(panels) < 2:
+        return None
+    path = save_png(side_by_side(panels, per_class=per_class), folder / "figures" / "generators-samples.png")
+    return Figure(path, f"The compared generators side by side: the first {per_class} kept images per class of each "
+                        "store (same prompts and seeds)")
+
+
+def generator_section(inputs: Dict[str, Any], compare: dict, summary: Dict[str, Dict], rows: pd.DataFrame,
+                      tags: pd.DataFrame, folder: Path, confidence: float) -> list:
+    """The report's generator comparison (issue 18): a table, the rank correlations, clean accuracy against
+    each metric, and the stores side by side."""
+    table_rows, points = generator_table(compare, summary, tags)
     cols = ["generator"] + [label for _, label in GENERATOR_METRICS] + ["clone clean acc (mean ± s.d.)",
                                                                        "clone corruption acc", "clones"]
     out = [Heading("Generators compared"),
            Paragraph(f"Each generator's store of the first prompt strategy against the real test split on "
                      f"{compare['features']} features ({compare['per_class']} images per class, k = {compare['k']}; "
-                     "definitions and sources in docs/generators.md), and the clones trained on it."),
-           Table(cols, rows, caption="Generators: fidelity (precision, density), diversity and coverage (recall, "
-                                     "coverage, diversity), Fréchet distance, and their clones")]
-    path = plots.generator_scatter(points, [k for k, _ in GENERATOR_METRICS], figures / "generators.png")
+                     "definitions and sources in docs/generators.md), and the clones trained on it. The findings "
+                     "table tests whether fidelity (precision) or coverage predicts the clones' accuracy."),
+           Table(cols, table_rows, caption="Generators: fidelity (precision, density), diversity and coverage (recall, "
+                                           "coverage, diversity), Fréchet distance, and their clones")]
+    corr = correlation_table(rows, tags, compare, confidence) if len(rows) else None
+    if corr is not None:
+        out.append(corr)
+    path = plots.generator_scatter(points, [k for k, _ in GENERATOR_METRICS], folder / "figures" / "generators.png")
     if path is not None:
-        out.append(Figure(path, "Clone clean accuracy (mean over seeds) against each generator metric"))
+        out.append(Figure(path, "Clone clean accuracy (mean over seeds, bars one standard deviation) against each "
+                                "generator metric"))
+    grid = generator_grid(inputs, compare, folder)
+    if grid is not None:
+        out.append(grid)
     return out
 
 
@@ -340,8 +387,10 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     baseline = real.iloc[0] if len(real) else None
     summary = summarize(rows, baseline=baseline, n_bins=cfg.bench.ece_bins) if len(rows) else {}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
+    compare = json.loads(Path(inputs["compare"]["compare"]).read_text()) if "compare" in inputs else None
     findings = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins,
-                               baseline_prompts=cfg.study.baseline_prompts) if len(rows) else []
+                               baseline_prompts=cfg.study.baseline_prompts,
+                               generators=generators_of(compare)) if len(rows) else []
     atomic_write_text(folder / "findings.json", json.dumps(findings_records(findings), indent=2, default=str))
     # summary.json and findings.json keep their plain shapes (models -> metrics, a list of claims); what made them:
     atomic_write_text(folder / "provenance.json", json.dumps({
@@ -415,8 +464,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
                       caption="Generated stores"))
     for fig in _store_grids(inputs, folder):
         doc.add(fig)
-    if "compare" in inputs:
-        for block in generator_section(inputs["compare"]["compare"], summary, tags, folder / "figures"):
+    if compare is not None:
+        for block in generator_section(inputs, compare, summary, rows, tags, folder, cfg.report.confidence):
             doc.add(block)
     scales = list(getattr(cfg.report, "guidance_grid", []) or [])
     for fig in _guidance_grids(cfg, folder, scales) if scales else []:

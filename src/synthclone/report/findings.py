@@ -35,6 +35,17 @@ same procedure (``Finding.secondary``) without a verdict. "Much more vulnerable"
 comes only from the ImageNet-9 folders (real backgrounds); built variants give a clutter gap and no
 background verdict.
 
+The generator claims (issue 18) ask which property of a text-to-image generator predicts the clone it
+trains: per seed, Spearman's rank correlation across the study's generators between a generator metric
+(precision for fidelity, coverage for diversity; ``synthclone compare``'s) and the clones' clean
+accuracy, and the difference of the two; a Student t over at least 3 seeds, scoped to these generators.
+Per-seed ρ takes few values when there are few generators, and a t over three of them rejects too often
+(6.6% one-sided instead of 2.5% at three generators, simulated), so a verdict also needs a permutation
+test (each seed's generators permuted on their own; exact level) and p is the larger of the two p-values
+(the one place where p and the interval can disagree: the interval may exclude 0 with p above the level).
+Under generators that make equally good clones the rate of "supported" stays at most (1 - confidence) / 2
+(``tests/test_generator_findings.py``).
+
 Each tested claim has the two-sided p-value of "A - B = θ0" (p < 1 - confidence exactly when the
 interval excludes θ0); :func:`adjust_holm` applies Holm's step-down across the claims of one report
 and gives ``verdict_holm`` beside the raw ``verdict``.
@@ -226,7 +237,7 @@ class Claim:
     metric: str
     a: Dict[str, str]                 # selector of group A: {"arm": ..., "strategy": ...}
     b: Dict[str, str]
-    kind: str = "greater"             # greater | noninferior | best-noninferior | spread
+    kind: str = "greater"             # greater | noninferior | best-noninferior | spread | rank-correlation
     margin: float = 0.0
     secondary: Optional[str] = None   # a second metric reported beside the verdict (absolute accuracy)
 
@@ -278,6 +289,27 @@ CLAIMS: List[Claim] = [
     Claim("few-shot-clip", "Real-guided synthetic data helps few-shot classifier tuning of CLIP (real + synthetic "
           "batches vs the real shots alone).", HE, "clean_acc", {"arm": "few-shot-clip-guided"}, {"arm": "few-shot-clip"}),
 ]
+
+
+GENERATORS_PAPER = "Adamkiewicz et al., arXiv 2602.19946, 2026"
+FIDELITY, COVERAGE = "precision", "coverage"  # the generator metric each generator claim reads (compare.json)
+
+# Issue 18: which property of a generator predicts the clone it trains. Each is a Spearman rank
+# correlation across the study's generators between a generator metric (synthclone compare's, against
+# the real test split) and the clean accuracy of the clones trained on its store; a over A's metric,
+# b over B's (a difference of two correlations when B names one).
+GENERATOR_CLAIMS: List[Claim] = [
+    Claim("generator-fidelity", "Higher-fidelity generators make better clones: clone clean accuracy rises with the "
+          "generator's precision (Spearman rank correlation across generators > 0).", GENERATORS_PAPER, "clean_acc",
+          {"arm": "generator", "x": FIDELITY}, {}, "rank-correlation"),
+    Claim("generator-coverage", "More diverse, higher-coverage generators make better clones: clone clean accuracy "
+          "rises with the generator's coverage (Spearman rank correlation across generators > 0).", GENERATORS_PAPER,
+          "clean_acc", {"arm": "generator", "x": COVERAGE}, {}, "rank-correlation"),
+    Claim("generator-coverage-vs-fidelity", "Coverage predicts clone accuracy better than fidelity does (rank "
+          "correlation with coverage minus rank correlation with precision > 0).", GENERATORS_PAPER, "clean_acc",
+          {"arm": "generator", "x": COVERAGE}, {"arm": "generator", "x": FIDELITY}, "rank-correlation"),
+]
+MIN_GENERATORS = 3  # a rank correlation across fewer generators says nothing
 
 
 def claims(baseline_prompts: str = "template") -> List[Claim]:
@@ -402,6 +434,20 @@ class Evaluator:
         t = self.table(model, metric)
         return self.metrics[metric].reduce(t.to_numpy(dtype=float)) if len(t) else float("nan")
 
+    def per_seed(self, metric: str, groups: Sequence[pd.DataFrame]) -> Tuple[list, dict, np.ndarray]:
+        """The seeds at which every group has models, each seed's models per group, and each group's value
+        at each of those seeds (the mean over its models there): an array (groups, seeds)."""
+        def at_seed(group: pd.DataFrame, seed) -> List[str]:
+            # the zero-shot model is deterministic and trained on nothing: it serves every seed
+            return list(group[(group["seed"] == seed) | (group["arm"] == "zero-shot")]["model"])
+
+        seeds = sorted(set().union(*(set(g["seed"]) for g in groups)))
+        members = {s: [at_seed(g, s) for g in groups] for s in seeds}
+        used = [s for s in seeds if all(members[s])]
+        values = np.array([[np.mean([self.value(m, metric) for m in members[s][g]]) for s in used]
+                           for g in range(len(groups))]).reshape(len(groups), len(used))
+        return used, members, values
+
     def compare(self, metric: str, groups: Sequence[pd.DataFrame], pairs: Sequence[Tuple[int, int]],
                 pick: int = 1) -> "Comparison":
         """Interval of ``θ = max_c δ_c`` over the contrasts ``δ_c = value(groups[i]) - value(groups[j])``
@@ -413,17 +459,9 @@ class Evaluator:
         (scope: the data); with fewer, a paired bootstrap over the test samples shared by every model
         (scope: these models). With several pairs the pick is part of the procedure (stats.select_*).
         """
-        def at_seed(group: pd.DataFrame, seed) -> List[str]:
-            # the zero-shot model is deterministic and trained on nothing: it serves every seed
-            return list(group[(group["seed"] == seed) | (group["arm"] == "zero-shot")]["model"])
-
-        seeds = sorted(set().union(*(set(g["seed"]) for g in groups)))
-        members = {s: [at_seed(g, s) for g in groups] for s in seeds}
-        used = [s for s in seeds if all(members[s])]
+        used, members, values = self.per_seed(metric, groups)
         if not used:
             return Comparison(stats.Interval(np.nan, np.nan, np.nan, 0, "no shared seeds"), 0, np.nan, np.nan, "", 0)
-        values = np.array([[np.mean([self.value(m, metric) for m in members[s][g]]) for s in used]
-                           for g in range(len(groups))])                       # (groups, seeds)
         diffs = np.array([values[i] - values[j] for i, j in pairs])          # (pairs, seeds)
         chosen = int(np.argmax(pick * np.nanmean(diffs, axis=1))) if np.isfinite(diffs).any() else 0
         i, j = pairs[chosen]
@@ -469,7 +507,53 @@ class Evaluator:
         return stats.select_bootstrap_interval(contrasts, len(ids), self.confidence, self.n_boot, self.seed, pick,
                                                batch=batch)
 
-    def evaluate(self, claim: Claim) -> Finding:
+    def rank_correlation(self, claim: Claim, generators: Dict[str, Dict]) -> Finding:
+        """A ``rank-correlation`` claim: per seed, Spearman's ρ across the generators between the clones'
+        value on ``claim.metric`` (each generator's clones of that seed) and the generator metric
+        ``claim.a["x"]`` (minus ρ with ``claim.b["x"]`` when given); a Student t over the seeds at
+        which every generator has a clone. ``generators``: label -> {"strategy": the clones' strategy tag,
+        "metrics": the generator's metrics}. The verdict needs :data:`MIN_GENERATORS` generators and
+        :data:`stats.MIN_SEEDS` seeds; it is about these generators (the interval covers the seeds'
+        variation, not another choice of generators)."""
+        clones = self.tags[self.tags["arm"].isin(["synthetic", "generator"])]
+        labels = [g for g in generators if (clones["strategy"] == generators[g]["strategy"]).any()]
+        if len(labels) < MIN_GENERATORS:
+            return Finding(claim, "not run", note=f"needs clones of at least {MIN_GENERATORS} generators (generate.generators "
+                                                  f"with the 'generator' arm); this run has {len(labels)}")
+        groups = [clones[clones["strategy"] == generators[g]["strategy"]] for g in labels]
+        xs = [[float(generators[g]["metrics"][c["x"]]) for g in labels] for c in (claim.a, claim.b) if c.get("x")]
+        used, _, values = self.per_seed(claim.metric, groups)
+        rho = [stats.rank_correlation(values.T, x) for x in xs]          # each: (seeds,)
+        per_seed = rho[0] - rho[1] if len(rho) > 1 else rho[0]
+        a_value = float(np.nanmean(rho[0])) if len(used) else None
+        b_value = float(np.nanmean(rho[1])) if len(rho) > 1 and len(used) else None
+        what = f"Spearman ρ across {len(labels)} generators per seed"
+        if len(used) < stats.MIN_SEEDS:
+            return Finding(claim, "not run", None, a_value, b_value, labels, [c["x"] for c in (claim.b,) if c.get("x")],
+                           note=f"{what} needs {stats.MIN_SEEDS} seeds with a clone of every generator for an interval "
+                                f"(train.seeds); this run has {len(used)}", n_seeds=len(used))
+        ci = stats.t_interval(per_seed, self.confidence)
+        if not np.isfinite(ci.estimate):
+            return Finding(claim, "not run", note=f"'{claim.metric}' or a generator metric is constant or undefined "
+                                                  "across the generators", a_models=labels)
+        # per-seed ρ takes few values with few generators and a t over 3 of them rejects too often (6.6%
+        # one-sided at 3 generators): a verdict needs the exact-level permutation test to agree as well
+        p_t, _ = stats.p_value(ci, claim.margin)
+        p_perm = stats.rank_permutation_p(values.T, xs, seed=self.seed)
+        verdict = stats.verdict_greater(ci, claim.margin) if p_perm < 1 - self.confidence else stats.INCONCLUSIVE
+        finding = Finding(claim, verdict, ci, a_value, b_value, labels, [c["x"] for c in (claim.b,) if c.get("x")],
+                          f"{what}; {ci.method} (p {_format_p(p_t)}) and a permutation test of the generators within "
+                          f"each seed (p {_format_p(p_perm)}); p is the larger", scope=f"these {len(labels)} generators "
+                          f"({len(used)} seeds)", n_seeds=len(used))
+        finding.p_value = max(p_t, p_perm)
+        return finding
+
+    def evaluate(self, claim: Claim, generators: Optional[Dict[str, Dict]] = None) -> Finding:
+        if claim.kind == "rank-correlation":
+            finding = self.rank_correlation(claim, generators or {})
+            finding.metric_label = f"ρ({self.metrics[claim.metric].label}, " + ") − ρ(…, ".join(
+                c["x"] for c in (claim.a, claim.b) if c.get("x")) + ")"
+            return finding
         finding = self._evaluate(claim)
         finding.metric_label = self.metrics[claim.metric].label
         if finding.estimate is not None and finding.verdict != "not run":
@@ -572,10 +656,33 @@ def adjust_holm(findings: Sequence[Finding], alpha: float = 0.05) -> List[Findin
     return list(findings)
 
 
+def generators_of(compare: Optional[dict]) -> Dict[str, Dict]:
+    """The ``generators`` argument of :func:`evaluate_claims` from a ``compare.json`` document (the
+    compare stage's): label -> {"strategy": the clones' strategy tag, "metrics": class-averaged metrics}."""
+    if not compare:
+        return {}
+    return {label: {"strategy": compare["strategy_tags"][label], "metrics": r["overall"]}
+            for label, r in compare["stores"].items()}
+
+
+def metric_correlations(rows: pd.DataFrame, tags: pd.DataFrame, generators: Dict[str, Dict], metrics: Sequence[str],
+                        confidence: float = 0.95, metric: str = "clean_acc") -> List[Finding]:
+    """For each generator metric, the generator claims' statistic without a claim: Spearman's ρ across the
+    generators between it and the clones' ``metric``, per seed, with a t interval over the seeds (the
+    report's correlation table; verdicts there would be untested multiple comparisons, so it has none)."""
+    ev = Evaluator(rows, tags, confidence)
+    return [ev.rank_correlation(Claim(f"rho-{m}", m, GENERATORS_PAPER, metric, {"arm": "generator", "x": m}, {},
+                                      "rank-correlation"), generators) for m in metrics]
+
+
 def evaluate_claims(rows: pd.DataFrame, tags: pd.DataFrame, confidence: float = 0.95, n_boot: int = 500,
-                    ece_bins: int = 15, baseline_prompts: str = "template") -> List[Finding]:
-    """Every claim of :func:`claims`, tested on ``rows`` (probe rows of all models) and ``tags``, with
-    raw verdicts and Holm-adjusted ones at family-wise level ``1 - confidence``. ``ece_bins``: the
+                    ece_bins: int = 15, baseline_prompts: str = "template",
+                    generators: Optional[Dict[str, Dict]] = None) -> List[Finding]:
+    """Every claim of :func:`claims` and :data:`GENERATOR_CLAIMS`, tested on ``rows`` (probe rows of all
+    models), ``tags`` and ``generators`` (:func:`generators_of`; None: the run compared none), with raw
+    verdicts and Holm-adjusted ones at family-wise level ``1 - confidence``. ``ece_bins``: the
     configured calibration bins (``bench.ece_bins``); ``baseline_prompts``: ``study.baseline_prompts``."""
     ev = Evaluator(rows, tags, confidence, n_boot, ece_bins=ece_bins)
-    return adjust_holm([ev.evaluate(c) for c in claims(baseline_prompts)], alpha=1 - confidence)
+    found = [ev.evaluate(c) for c in claims(baseline_prompts)]
+    found += [ev.evaluate(c, generators) for c in GENERATOR_CLAIMS]
+    return adjust_holm(found, alpha=1 - confidence)

@@ -81,3 +81,34 @@ def png_data_uri(path_or_img) -> str:
     else:
         data = Path(path_or_img).read_bytes()
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def side_by_side(panels: Sequence[tuple], per_class: int = 4, scale: int = 2, gap: int = 8) -> Image.Image:
+    """Image sets side by side: one panel per ``(label, ImageSet)``, one row per class (the first set's
+    classes) with that set's first ``per_class`` images of the class, the label above each panel and the
+    class names on the left once."""
+    grids = []
+    for label, data in panels:
+        idx = first_per_class(data.labels, data.num_classes, per_class)
+        images, labels = data.take(idx), data.labels[idx]
+        picks = []
+        for k in range(data.num_classes):
+            row = images[labels == k][:per_class]
+            if len(row) < per_class:  # pad short rows with white
+                row = torch.cat([row, torch.full((per_class - len(row), *images.shape[1:]), 255, dtype=torch.uint8)])
+            picks.append(row)
+        grids.append(make_grid(torch.cat(picks), rows=data.num_classes, scale=scale))
+    classes = panels[0][1].classes
+    header, left = 14, 90
+    canvas = Image.new("RGB", (left + sum(g.width + gap for g in grids), header + max(g.height for g in grids)),
+                       (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    cell_h = (grids[0].height - 1) / len(classes)  # make_grid: one pixel of padding above each row
+    for r, name in enumerate(classes):
+        draw.text((4, header + 1 + r * cell_h + cell_h / 2 - 6), str(name)[:14], fill=(0, 0, 0))
+    x = left
+    for (label, _), g in zip(panels, grids):
+        canvas.paste(g, (x, header))
+        draw.text((x + 2, 1), str(label)[: max(4, g.width // 6)], fill=(0, 0, 0))
+        x += g.width + gap
+    return canvas

@@ -274,8 +274,9 @@ def accuracy_vs_robustness(summary: Dict[str, Dict], models: Sequence[str], arms
 
 
 def generator_scatter(points, metrics: Sequence[str], path: Path) -> Optional[Path]:
-    """Clone clean accuracy against each generator metric, one panel per metric, a labelled point per generator."""
-    points = [(label, m, acc) for label, m, acc in points if acc is not None]
+    """Clone clean accuracy against each generator metric, one panel per metric, a labelled point per generator
+    (``points``: (label, metrics, mean accuracy, its standard deviation over seeds or None))."""
+    points = [(label, m, acc, sd) for label, m, acc, sd in points if acc is not None]
     if len(points) < 2:
         return None
     plt = _plt()
@@ -284,8 +285,8 @@ def generator_scatter(points, metrics: Sequence[str], path: Path) -> Optional[Pa
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharey=True)
     for i, metric in enumerate(metrics):
         ax = axes[i // cols][i % cols]
-        for color, (label, m, acc) in zip(_colors(len(points)), points):
-            ax.scatter([m[metric]], [acc], color=color, s=30)
+        for color, (label, m, acc, sd) in zip(_colors(len(points)), points):
+            ax.errorbar([m[metric]], [acc], yerr=None if sd is None else [sd], color=color, fmt="o", ms=5, capsize=3)
             ax.annotate(label, (m[metric], acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(metric)
         if i % cols == 0:
