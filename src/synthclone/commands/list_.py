@@ -40,4 +40,9 @@ def run(args) -> int:
         for name in reg.names():
             desc = reg.describe(name)
             print(f"  {name:<24} {desc}" if desc else f"  {name}")
+        if kind == "generators":
+            from ..generators.embedded import shipped_snapshots
+
+            names = shipped_snapshots()
+            print(f"  {'':<24} snapshots (generate.model: shipped:<name>; GENERATOR_CARD.md): {', '.join(names) or 'none'}")
     return 0

@@ -83,17 +83,15 @@ def clip_features(clip, images: torch.Tensor, batch_size: int = 1024) -> torch.T
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
-    from scipy import linalg
-
     a, b = a.double().numpy(), b.double().numpy()
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    # tr sqrt(s1 s2) = the sum of the square roots of the eigenvalues of s1 s2, which are those of the PSD
+    # s1^1/2 s2 s1^1/2 (real, >= 0 up to rounding): no matrix square root needed (scipy's sqrtm took
+    # 0.45 s per 64 x 64 class here, the eigenvalues a millisecond)
+    eig = np.linalg.eigvals(s1 @ s2)
+    tr_covmean = float(np.sqrt(np.clip(eig.real, 0, None)).sum())
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
 def diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
