@@ -34,8 +34,9 @@ Deviations from the reference implementations (documented because results differ
   from a random neighbour within ``max_delta`` (a batched local shuffle with the same reach).
 * ``fog``: the diamond-square plasma fractal is replaced by an octave sum of bilinearly upsampled
   uniform noise whose amplitude decays by the same ``wibbledecay`` per octave (same spectrum shape).
-* ``frost``: the reference blends six photographs of frost. No images ship here, so the frost layer
-  is synthesised: ridged fractal noise (``1 - |2n - 1|`` of an octave noise, sharpened) gives thin,
+* ``frost``: the reference blends photographs of frost. With the ``imagecorruptions`` package data
+  installed (the ``frost`` extra) the same photographs are used, resized and cropped as the reference
+  does (:func:`frost_photo_layer`); without it the frost layer is synthesised: ridged fractal noise (``1 - |2n - 1|`` of an octave noise, sharpened) gives thin,
   branching ice veins over a faint haze, tinted white-blue in RGB; blended as ``a * x + b * frost``
   with the published ``(a, b)``.
 * ``spatter``: water drops are the thresholded blurred-noise "liquid layer" added as pale turquoise
@@ -45,7 +46,9 @@ Deviations from the reference implementations (documented because results differ
   (not monotone); the small-image table is (0.7, 0.4, 3, 4+0.1, 5+0.2). On grayscale HSV saturation
   is 0, so the reference leaves the image unchanged; here the deviation from mid-gray is stretched by
   ``1 + |a - 1| + b`` (a chroma-free analogue that grows with severity).
-* ``elastic_transform``: synthclone's own monotone table (random affine of up to 2-6% of the size
+* ``elastic_transform``: above 64 px the imagecorruptions package's definition (a smoothed uniform
+  displacement field, :data:`ELASTIC_ALPHA`; it has no affine step, unlike the first ImageNet-C
+  script); at 64 px and below synthclone's own monotone table (random affine of up to 2-6% of the size
   plus a smooth displacement field of 0-5% of the size).
 """
 
@@ -146,19 +149,20 @@ def _gauss1d(sigma: float, truncate: float = 4.0, max_radius: int = 10_000) -> t
     return k / k.sum()
 
 
-def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with reflect padding; ``sigma`` in pixels."""
+def gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflect padding; ``sigma`` in pixels, the kernel cut at
+    ``truncate`` sigmas."""
     if sigma <= 0:
         return x
     h, w = x.shape[-2:]
     max_radius = min(h, w) - 1
-    k = _gauss1d(sigma, max_radius=max_radius).to(x.dtype)
+    k = _gauss1d(sigma, truncate, max_radius=max_radius).to(x.dtype)
     if k.numel() >= _MATMUL_MIN_TAPS and not _small(x):
         # Long kernels on large images: the reflect-padded 1-D convolution is a fixed (h, h) matrix
         # (the kernel's band, with the taps that fall outside folded back in), so the filter is
         # M_h @ x @ M_w^T — two matrix products, 3-4x faster than 2k shifted copies or an FFT here.
-        mh = _reflect_band(sigma, max_radius, h, _dev(x)).to(x.dtype)
-        mw = mh if w == h else _reflect_band(sigma, max_radius, w, _dev(x)).to(x.dtype)
+        mh = _reflect_band(sigma, max_radius, h, _dev(x), truncate).to(x.dtype)
+        mw = mh if w == h else _reflect_band(sigma, max_radius, w, _dev(x), truncate).to(x.dtype)
         return torch.matmul(mh, torch.matmul(x, mw.T))
     # Two passes of k shifted, weighted copies. F.conv2d's depthwise path was measured 2-7x slower
     # for these 1-D kernels; the sums are the same. Blocks of whole images of about 2^17 values keep
@@ -171,11 +175,11 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _reflect_band(sigma: float, max_radius: int, n: int, device: str = "cpu") -> torch.Tensor:
+def _reflect_band(sigma: float, max_radius: int, n: int, device: str = "cpu", truncate: float = 4.0) -> torch.Tensor:
     """(n, n) matrix of the 1-D Gaussian correlation with reflect padding (numpy/torch 'reflect'), on ``device``."""
     if device != "cpu":
-        return _reflect_band(sigma, max_radius, n).to(device)
-    k = _gauss1d(sigma, max_radius=max_radius).tolist()
+        return _reflect_band(sigma, max_radius, n, "cpu", truncate).to(device)
+    k = _gauss1d(sigma, truncate, max_radius=max_radius).tolist()
     r = len(k) // 2
     rows, cols, vals = [], [], []
     for i in range(n):
@@ -597,12 +601,82 @@ def frost_texture(n: int, h: int, w: int, g: torch.Generator, device="cpu") -> t
     return (tex - lo).div_(hi - lo + 1e-8)
 
 
+# ImageNet-C's frost photographs, as the `imagecorruptions` wheel ships them (package data); its frost()
+# draws one of the first five (np.random.randint(5)), so frost6.jpg is never used there either
+FROST_PHOTOS = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+
+
+@functools.lru_cache(maxsize=1)
+def frost_photo_dir():
+    """The folder of the frost photographs of an installed ``imagecorruptions`` (the optional ``frost``
+    extra; data only: the package is located, never imported, as its import needs ``pkg_resources``),
+    or None: then :func:`frost` synthesises its layer (:func:`frost_texture`)."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("imagecorruptions")
+    except (ImportError, ValueError):
+        return None
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(root) / "frost"
+        if all((folder / f).is_file() for f in FROST_PHOTOS):
+            return folder
+    return None
+
+
+def frost_source() -> str:
+    """Which frost layer :func:`frost` blends here: ``photographs`` or ``procedural`` (recorded in the rows)."""
+    return "photographs" if frost_photo_dir() is not None else "procedural"
+
+
+@functools.lru_cache(maxsize=16)
+def _frost_photo(index: int, h: int, w: int, device: str = "cpu") -> torch.Tensor:
+    """Photograph ``index`` as float RGB (1, 3, H', W') in [0, 1] on ``device``, resized (bicubic) the way
+    the reference prepares it for an h x w image: by 1.1 when it covers the image, else by 1.1 times the
+    factor that makes it cover it. Below ImageNet resolution (<= 64 px) the factor is 1.1 * h / 224
+    instead, so the ice crystals keep the size relative to the image they have at 224 px (synthclone's
+    resolution rule; the reference would crop a few pixels of one crystal)."""
+    if device != "cpu":
+        return _frost_photo(index, h, w).to(device)
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(frost_photo_dir() / FROST_PHOTOS[index]) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    photo = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+    ph, pw = photo.shape[-2:]
+    if h <= 64:
+        factor = 1.1 * h / 224.0
+    else:
+        factor = 1.1 * max(1.0, h / ph, w / pw)
+    size = (max(h, int(math.ceil(ph * factor))), max(w, int(math.ceil(pw * factor))))
+    return F.interpolate(photo, size=size, mode="bicubic", align_corners=False, antialias=factor < 1).clamp_(0, 1)
+
+
+def frost_photo_layer(n: int, channels: int, h: int, w: int, g: torch.Generator, device="cpu") -> torch.Tensor:
+    """(n, channels, h, w) crops of the frost photographs: per image one of :data:`FROST_PHOTOS` and a
+    uniformly random h x w window of it, both drawn from ``g``; grayscale images get its luminance."""
+    picks = randint_on(0, len(FROST_PHOTOS), (n,), g).tolist()
+    out = torch.empty(n, 3, h, w, device=device)
+    for i, k in enumerate(picks):
+        photo = _frost_photo(k, h, w, str(torch.device(device)))
+        top = int(torch.randint(0, photo.shape[-2] - h + 1, (1,), generator=g))
+        left = int(torch.randint(0, photo.shape[-1] - w + 1, (1,), generator=g))
+        out[i] = photo[0, :, top:top + h, left:left + w]
+    return out if channels == 3 else _gray(out)
+
+
 @_corruption
 def frost(x, severity, g):
-    """Blend with a procedurally synthesised frost layer (see the module docstring)."""
+    """Blend with frost: ``a * x + b * layer``, the layer cropped from ImageNet-C's photographs when the
+    ``imagecorruptions`` package data is installed, else synthesised (see the module docstring)."""
     a, b = _pick(x, severity, [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.45), (0.8, 0.55)],
                  [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)])
     n, c, h, w = x.shape
+    if frost_photo_dir() is not None:
+        layer = frost_photo_layer(n, c, h, w, g, x.device).to(x.dtype)
+        return torch.add(layer.mul_(b), x, alpha=a).clamp_(0, 1)
     tex = frost_texture(n, h, w, g, x.device).mul_(b)
     return _add_tinted(x * a, tex, (0.85, 0.93, 1.0)).clamp_(0, 1)
 
@@ -661,9 +735,41 @@ def contrast(x, severity, g):
     return torch.add(m * (1 - c), x, alpha=c).clamp_(0, 1)
 
 
+# ImageNet-C's elastic transform as the imagecorruptions package defines it for any image size: a
+# displacement field per axis of uniform noise in +-0.5% of the height, Gaussian-smoothed with sigma 1%
+# of the side (truncated at 3 sigma), times alpha; bilinear resampling with reflection at the borders
+ELASTIC_ALPHA = (250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12)
+ELASTIC_MAX_D, ELASTIC_SIGMA = 0.005, 0.01
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_grid(h: int, w: int, device: str = "cpu") -> torch.Tensor:
+    """(1, h, w, 2) sampling grid of the identity (align_corners=False), on ``device``."""
+    if device != "cpu":
+        return _identity_grid(h, w).to(device)
+    return F.affine_grid(torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), [1, 1, h, w], align_corners=False)
+
+
+def _elastic_imagenet(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
+    """:data:`ELASTIC_ALPHA` and friends (images above 64 px). The field is smoothed with sigma = 1% of the
+    height on both axes (the reference smooths each axis with 1% of its own side: the same on square images)."""
+    n, c, h, w = x.shape
+    alpha = ELASTIC_ALPHA[severity - 1]
+    field = _uniform((n, 2, h, w), g, -ELASTIC_MAX_D * h, ELASTIC_MAX_D * h, x.device)  # (dx, dy) in pixels
+    field = gaussian_filter(field.to(x.dtype), ELASTIC_SIGMA * h, truncate=3.0).mul_(alpha)
+    # pixels -> grid units (the grid spans 2 over w columns and h rows)
+    shift = torch.stack([field[:, 0] * (2.0 / w), field[:, 1] * (2.0 / h)], dim=-1)
+    grid = _identity_grid(h, w, _dev(x)).to(x.dtype) + shift
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False).clamp_(0, 1)
+
+
 @_corruption
 def elastic_transform(x, severity, g):
-    """Random affine warp plus a smooth random displacement field (fractions of the size)."""
+    """ImageNet-C's smooth random displacement (:data:`ELASTIC_ALPHA`) above 64 px; on small images a
+    random affine warp plus a smooth random displacement field (fractions of the size, synthclone's table)."""
+    if not _small(x):
+        _pick(x, severity, ELASTIC_ALPHA, ELASTIC_ALPHA)  # checks the severity
+        return _elastic_imagenet(x, severity, g)
     table = [(0.02, 0.0, 0.08), (0.03, 0.01, 0.07), (0.04, 0.02, 0.06), (0.05, 0.035, 0.05), (0.06, 0.05, 0.04)]
     affine, disp, smooth = _pick(x, severity, table, table)
     n, c, h, w = x.shape
