@@ -504,6 +504,11 @@ def build_stages(cfg) -> List[Stage]:
                                                           "weight_decay": m.weight_decay}, needs))
     bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights,
                  "clip": cfg.clip.model_dump()}
+    if "corruptions" in cfg.bench.probes or "all" in cfg.bench.probes:
+        from .robustness.corruption_ops import frost_source
+
+        if frost_source() == "photographs":  # another frost layer, other rows (the procedural one keeps old keys)
+            bench_cfg["frost_layer"] = "photographs"
     for m in models:
         needs = [] if m.regime is None else [f"train-{m.name}"]
         stages.append(Stage(f"bench-{m.name}", _bench_fn(cfg, m), {**bench_cfg, "arm": m.tags()}, needs))

@@ -85,8 +85,15 @@ def probe_notes(rows: pd.DataFrame) -> List[str]:
                    f"over bench.epsilons ({', '.join(map(str, steps)) or '–'} steps) is in the tables and the plot, "
                    "without verdicts.")
     if "corruptions" in probes:
-        n = rows[rows["probe"] == "corruptions"]["condition"].nunique()
-        out.append(f"Corruptions: accuracy over {n} corruptions at the run's severities (bench.severities).")
+        corr = rows[rows["probe"] == "corruptions"]
+        n = corr["condition"].nunique()
+        layers = sorted({_json.loads(e).get("frost_layer") for e in corr[corr["condition"] == "frost"]
+                         .drop_duplicates("extra")["extra"]} - {None})
+        frost = {"photographs": "frost blends ImageNet-C's frost photographs (the imagecorruptions package data)",
+                 "procedural": "frost blends a procedural frost layer (install the frost extra, pip install "
+                               "'synthclone[frost]', for ImageNet-C's photographs)"}
+        out.append(f"Corruptions: accuracy over {n} corruptions at the run's severities (bench.severities)"
+                   + "".join(f"; {frost[k]}" for k in layers if k in frost) + ".")
     if "background" in probes:
         conds = set(rows[rows["probe"] == "background"]["condition"])
         if {"mixed_same", "mixed_rand"} <= conds:

@@ -38,7 +38,7 @@ from ..progress import progress
 from . import PROBES
 from .core import (BenchSettings, ModelAdapter, folder_ids, limited, open_folder, paired_ids, predict, predicted_rows,
                    select, to_device)
-from .corruption_ops import corrupt, corruption_names, empty_output
+from .corruption_ops import corrupt, corruption_names, empty_output, frost_source
 
 
 def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generator, batch_size: int = 512,
@@ -154,6 +154,6 @@ def corruptions_probe(model, data, settings: BenchSettings) -> pd.DataFrame:
         else:
             x = cached_corrupt_set(subset.images, subset.ids, name, int(sev), settings)
             p = predict(model, x, settings.batch_size, settings.device)
-        frames.append(predicted_rows(settings.model_name, "corruptions", name, int(sev), subset, p,
-                                     extra={"source": "generated"}))
+        extra = {"source": "generated", **({"frost_layer": frost_source()} if name == "frost" else {})}
+        frames.append(predicted_rows(settings.model_name, "corruptions", name, int(sev), subset, p, extra=extra))
     return pd.concat(frames, ignore_index=True)
