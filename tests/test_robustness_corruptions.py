@@ -138,3 +138,29 @@ def test_corruption_cache_keeps_what_a_scan_will_ask_for_again(monkeypatch):
     C.cached_corrupt_set(images, [f"y{i}" for i in range(8)], "contrast", 1, settings)
     assert [(k[1], k[2]) for k in C._CACHE] == [("gaussian_noise", 2), ("contrast", 1)]
     C._CACHE.clear()
+
+
+def test_spatter_drop_shading_steps_are_opencvs():
+    # the water drops above 64 px redo the reference's OpenCV steps; each step against OpenCV (and the
+    # distance against scipy's exact transform) on the same cut liquid layer
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+    from scipy.ndimage import distance_transform_edt
+
+    from synthclone.robustness.corruption_ops import _blur_replicated, _drop_edges, _edge_distance, _equalize
+
+    noise = torch.randn(2, 1, 96, 128, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.65
+    layer = _blur_replicated(noise, 3.0)
+    u = (layer * (layer >= 0.68)).mul(255).floor()
+    edges = _drop_edges(u)
+    dist = _edge_distance(edges, 20)
+    levels = torch.randint(3, 19, (2, 1, 96, 128), generator=torch.Generator().manual_seed(1)).float()
+    equalized = _equalize(levels, 21)
+    for i in range(2):
+        ref_edges = cv2.Canny(u[i, 0].numpy().astype(np.uint8), 50, 150) > 0
+        assert ref_edges.sum() > 100
+        assert (edges[i, 0].numpy() != ref_edges).sum() <= 0.002 * ref_edges.sum()
+        exact = np.minimum(distance_transform_edt(~edges[i, 0].numpy()), 20)
+        assert np.allclose(dist[i, 0].numpy(), exact, atol=1e-4)
+        ref_eq = cv2.equalizeHist(levels[i, 0].numpy().astype(np.uint8))
+        assert np.array_equal(equalized[i, 0].numpy(), ref_eq.astype(np.float32))
