@@ -104,3 +104,20 @@ def test_permutation_p_has_its_level_and_sees_a_consistent_order():
     assert stats.rank_permutation_p(ordered, [x]) < 0.05
     assert stats.rank_correlation(ordered, x) == pytest.approx([1.0, 1.0, 1.0])
     assert np.isnan(stats.rank_correlation(np.ones((1, 4)), x)).all()  # a constant row has no rank correlation
+
+
+def test_the_reports_correlation_table_reads_every_metric():
+    from synthclone.report.build import GENERATOR_METRICS, correlation_table
+
+    rng = np.random.default_rng(4)
+    rows, tags = _study(rng, [0.55, 0.65, 0.75, 0.85], n=300, seed_sd=0.01)
+    names = ["main"] + [f"g{g}" for g in range(1, 4)]
+    ranks = {"precision": [4, 3, 2, 1], "recall": [1, 2, 3, 4], "density": [1, 3, 2, 4], "coverage": [1, 2, 3, 4],
+             "fd": [4, 3, 2, 1], "diversity": [1, 2, 4, 3]}
+    compare = {"strategy_tags": {n: ("template" if g == 0 else f"template@g{g}") for g, n in enumerate(names)},
+               "stores": {n: {"overall": {k: float(v[g]) for k, v in ranks.items()}} for g, n in enumerate(names)}}
+    table = correlation_table(rows, tags, compare, 0.95)
+    rho = {r[0]: r[1] for r in table.rows}
+    assert [r[0] for r in table.rows] == [label for _, label in GENERATOR_METRICS]
+    assert rho["precision"] == pytest.approx(-1.0) and rho["coverage"] == pytest.approx(1.0)
+    assert rho["Fréchet distance"] == pytest.approx(-1.0) and all(r[3] == 3 for r in table.rows)

@@ -308,6 +308,7 @@ def correlation_table(rows: pd.DataFrame, tags: pd.DataFrame, compare: dict, con
     """Spearman ρ across the generators between each generator metric and the clones' clean accuracy, per
     seed, with its interval over the seeds (:func:`findings.metric_correlations`); None with < 3 generators."""
     from .findings import metric_correlations
+    from .stats import format_ci
 
     found = metric_correlations(rows, tags, generators_of(compare), [k for k, _ in GENERATOR_METRICS], confidence)
     if all(f.a_value is None for f in found):
