@@ -52,8 +52,6 @@ KNOWN_GAPS = {
     "glass_blur": "mean |x'-x| is 0.48-0.61x the reference's at severities 1-4 (99% intervals below 0.9; 0.70 at "
                   "5): a batched local shuffle (each pixel reads one random neighbour) instead of the reference's "
                   "sequential pixel swaps",
-    "saturate": "severity 5: 23.4 dB on the worst image (32.3 dB over the 8): synthclone's ImageNet-C row is (20, 1) "
-                "where imagecorruptions has (20, 0.2) (docs/bench.md: 'to revisit'); severities 1-4 >= 53 dB",
 }
 
 

@@ -721,7 +721,7 @@ def brightness(x, severity, g):
 def saturate(x, severity, g):
     """Scale HSV saturation by a and add b (grayscale: see the module docstring)."""
     a, b = _pick(x, severity, [(0.7, 0), (0.4, 0), (3, 0), (4, 0.1), (5, 0.2)],
-                 [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 1)])
+                 [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)])
     if x.shape[1] == 1:
         return (0.5 + (x - 0.5) * (1 + abs(a - 1) + b)).clamp(0, 1)
     v = x.amax(dim=1, keepdim=True)
