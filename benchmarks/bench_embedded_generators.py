@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, markdown_table  # noqa: E402
+from synthclone.generators.evaluate import SNAPSHOT_COLUMNS  # noqa: E402
 
 # (name, generate flags): the shipped model at three guidance scales and with a 3-step sampler
 SHIPPED = [("shipped g2 (default)", []), ("shipped g1", ["--guidance", "1"]), ("shipped g5", ["--guidance", "5"]),
            ("shipped 3 steps", ["--steps", "3"])]
-COLUMNS = ["precision", "recall", "density", "coverage", "fd", "diversity", "cas"]
-CARD_BEGIN, CARD_END = "<!-- snapshots: benchmarks/bench_embedded_generators.py --card -->", "<!-- /snapshots -->"
+COLUMNS = SNAPSHOT_COLUMNS
 
 
 def _cli(*args: str) -> float:
@@ -49,47 +49,15 @@ def generators() -> list:
     return [g if len(g) == 3 else (*g, {}) for g in out]
 
 
-def _table(cols: list, rows: list) -> str:
-    return markdown_table([dict(zip(cols, r)) for r in rows], cols)
-
-
-def card_section(doc: dict) -> str:
-    """The generator card's lines for the embedded generators (between :data:`CARD_BEGIN` and :data:`CARD_END`)."""
-    rows = []
-    for r in doc["generators"]:
-        t = r.get("training") or {}
-        trained = (f"{t['steps']} steps, {t.get('config', {}).get('captions', 'full')} captions"
-                   if t else "12000 steps, full captions")
-        rows.append([r["name"], trained] + [f"{r['metrics'][c]:.3f}" for c in COLUMNS])
-    seconds = doc["seconds_per_metric"]
-    return "\n".join([
-        CARD_BEGIN, "## The embedded generators compared", "",
-        f"Measured with `{doc['command']}` ({doc['machine']}): each generator's 'template' store of "
-        f"{doc['per_class']} images per class against {doc['per_class']} real test images per class, on small-CLIP "
-        f"features, k = {doc['k']}; CAS: a ResNet-8 trained 3 epochs on the real `train` split "
-        f"({doc['cas_model_test_accuracy']:.1%} on the real test split) on the generated images. Snapshots are "
-        "stored in float16 (`weights/snapshots/`, `weights: shipped:<name>`); their steps are of a 2,000-step run, "
-        "the shipped model's of a 12,000-step one. Definitions: docs/generators.md.", "",
-        _table(["generator", "training", "precision", "recall", "density", "coverage", "Fréchet distance", "diversity",
-                "CAS"], rows), "",
-        "Seconds per metric over one store of 10 classes: " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
-        + f"; generation {doc['generation_seconds_median']:.0f} s per store (median).", CARD_END])
-
-
 def write_card(doc: dict) -> Path:
+    """``doc`` into ``weights/snapshots/metrics.json`` and the generator card's section (replaced in place)."""
     from synthclone.generators.embedded import SNAPSHOT_DIR
+    from synthclone.generators.evaluate import with_snapshot_section
     from synthclone.paths import WEIGHTS_DIR, atomic_write_text
 
     atomic_write_text(SNAPSHOT_DIR / "metrics.json", json.dumps(doc, indent=2))
     card = WEIGHTS_DIR / "GENERATOR_CARD.md"
-    text = card.read_text()
-    section = card_section(doc)
-    if CARD_BEGIN in text:
-        head, rest = text.split(CARD_BEGIN, 1)
-        text = head + section + rest.split(CARD_END, 1)[1]
-    else:
-        text = text.replace("## Limitations", section + "\n\n## Limitations", 1)
-    atomic_write_text(card, text)
+    atomic_write_text(card, with_snapshot_section(card.read_text(), doc))
     return card
 
 
@@ -131,7 +99,7 @@ def main(argv=None) -> int:
            "generation_seconds_median": sorted(timing.values())[len(timing) // 2]}
     (out / "generators.json").write_text(json.dumps(doc, indent=2))
     print(machine_line())
-    print(_table(["generator"] + COLUMNS + ["generate s"], rows))
+    print(markdown_table([dict(zip(["generator"] + COLUMNS + ["generate s"], r)) for r in rows]))
     print("seconds per metric (mean over stores):", per_metric)
     if args.card:
         print(f"wrote {write_card(doc)}")

@@ -51,3 +51,21 @@ def test_pretrain_bad_arguments(run_cli, tmp_path):
     assert run_cli("pretrain", "generator", "--steps", "0", "--out", tmp_path)[0] == 2
     code, _, err = run_cli("pretrain", "generator", "--channels", "a,b", "--out", tmp_path)
     assert code == 2 and "--channels" in err
+
+
+def test_the_cards_generator_section_is_replaced_in_place():
+    """Issue 18 item 4: every shipped snapshot has a line in the generator card, from the measured document;
+    writing it again replaces the section (and 'pretrain evaluate --card-dir' keeps it)."""
+    import json
+
+    from synthclone.generators.embedded import SNAPSHOT_DIR, shipped_snapshots
+    from synthclone.generators.evaluate import SNAPSHOT_BEGIN, with_snapshot_section
+
+    doc = json.loads((SNAPSHOT_DIR / "metrics.json").read_text())
+    measured = {r["name"] for r in doc["generators"]}
+    assert {f"snapshot {name}" for name in shipped_snapshots()} <= measured
+    assert doc["per_class"] == 1000
+    card = with_snapshot_section("# card\n\n## Limitations\n- none\n", doc)
+    again = with_snapshot_section(card, doc)
+    assert again == card and card.count(SNAPSHOT_BEGIN) == 1 and card.index(SNAPSHOT_BEGIN) < card.index("## Limitations")
+    assert all(f"| snapshot {name} |" in card for name in shipped_snapshots())

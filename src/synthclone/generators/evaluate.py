@@ -250,6 +250,51 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+SNAPSHOT_COLUMNS = ["precision", "recall", "density", "coverage", "fd", "diversity", "cas"]
+SNAPSHOT_BEGIN = "<!-- snapshots: benchmarks/bench_embedded_generators.py --card -->"
+SNAPSHOT_END = "<!-- /snapshots -->"
+
+
+def snapshot_section(doc: dict) -> str:
+    """The generator card's section on every embedded generator (the shipped model at several settings and
+    the shipped snapshots), from ``benchmarks/bench_embedded_generators.py``'s document
+    (``weights/snapshots/metrics.json``), between :data:`SNAPSHOT_BEGIN` and :data:`SNAPSHOT_END`."""
+    rows = []
+    for r in doc["generators"]:
+        t = r.get("training") or {}
+        trained = (f"{t['steps']} steps, {t.get('config', {}).get('captions', 'full')} captions"
+                   if t else "12000 steps, full captions")
+        rows.append(f"| {r['name']} | {trained} | " + " | ".join(f"{r['metrics'][c]:.3f}" for c in SNAPSHOT_COLUMNS) + " |")
+    seconds = doc["seconds_per_metric"]
+    return "\n".join([
+        SNAPSHOT_BEGIN, "## The embedded generators compared", "",
+        f"Measured with `{doc['command']}` ({doc['machine']}): each generator's 'template' store of "
+        f"{doc['per_class']} images per class against {doc['per_class']} real test images per class, on small-CLIP "
+        f"features, k = {doc['k']}; CAS: a ResNet-8 trained 3 epochs on the real `train` split "
+        f"({doc['cas_model_test_accuracy']:.1%} on the real test split) on the generated images. Snapshots are "
+        "stored in float16 (`weights/snapshots/`, `weights: shipped:<name>`); their steps are of a 2,000-step run, "
+        "the shipped model's of a 12,000-step one. Definitions: docs/generators.md.", "",
+        "| generator | training | precision | recall | density | coverage | Fréchet distance | diversity | CAS |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "Seconds per metric over one store of 10 classes (10,000 images against 10,000): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+        + f"; generation {doc['generation_seconds_median']:.0f} s per store (median over the stores; the machine "
+          "was shared with other jobs while they were made, so this is not the sampler's speed, which is above).",
+        SNAPSHOT_END])
+
+
+def with_snapshot_section(card: str, doc: Optional[dict]) -> str:
+    """``card`` with :func:`snapshot_section` of ``doc`` in place of its old one (before "## Limitations"
+    when it has none); unchanged without ``doc``."""
+    if not doc:
+        return card
+    section = snapshot_section(doc)
+    if SNAPSHOT_BEGIN in card:
+        head, rest = card.split(SNAPSHOT_BEGIN, 1)
+        return head + section + rest.split(SNAPSHOT_END, 1)[1]
+    return card.replace("## Limitations", section + "\n\n## Limitations", 1)
+
+
 def generator_card(metrics: dict, train_meta: dict, command: str, evaluate_command: str) -> str:
     """The generator model card (Markdown) from ``metrics.json`` and the weights' training metadata."""
     t = train_meta.get("training", {})
@@ -316,7 +361,10 @@ def generator_card(metrics: dict, train_meta: dict, command: str, evaluate_comma
               "- \"T-shirt/top\", \"Shirt\", \"Pullover\" and \"Coat\" have close sentence embeddings and similar images; most",
               "  errors are between them.",
               "- Figures were measured on a CPU shared with other jobs; throughput on an idle machine is higher.", ""]
-    return "\n".join(lines)
+    from .embedded import SNAPSHOT_DIR
+
+    measured = SNAPSHOT_DIR / "metrics.json"
+    return with_snapshot_section("\n".join(lines), json.loads(measured.read_text()) if measured.is_file() else None)
 
 
 def clip_card(summary: dict, command: str, metrics: Optional[dict] = None) -> str:
