@@ -14,7 +14,7 @@ CFG = {
     "data": {"train_limit": 100, "val_limit": 20},
     "generate": {"prompts": ["template"], "per_class": 10, "steps": 3, "filter": [], "batch_size": 128},
     "train": {"epochs": 1, "batch_size": 32},
-    "study": {"arms": ["synthetic", "generator"]},
+    "study": {"arms": ["real", "synthetic", "generator"]},
     "bench": {"probes": ["clean"], "limit": 20},
     "report": {"guidance_grid": [], "formats": ["md"]},
 }
@@ -45,6 +45,9 @@ def test_each_generator_has_a_store_a_clone_and_a_row(run):
     md = (root / "run" / "report" / "report.md").read_text()
     assert "## Generators compared" in md and "| g1 |" in md and "figures/generators.png" in md
     assert "figures/generators-samples.png" in md  # the stores side by side
+    # the classification accuracy score: the real arm's model on every store
+    assert compare["cas_model"] == "real/s0" and all(0 <= r["overall"]["cas"] <= 1 for r in compare["stores"].values())
+    assert "| CAS |" in md and "real/s0 (trained on real data)" in md
     found = {f["claim"]: f for f in json.loads((root / "run" / "report" / "findings.json").read_text())}
     for key in ("generator-fidelity", "generator-coverage", "generator-coverage-vs-fidelity"):
         # three generators but one seed: the rank correlation is shown, the verdict needs three seeds

@@ -257,9 +257,10 @@ def _generate_fn(cfg, strategy: str, shots: int = 0, images_per_prompt: int = 1,
     return fn
 
 
-def _compare_fn(cfg, stage_names: List[str]):
+def _compare_fn(cfg, stage_names: List[str], cas_stage: Optional[str] = None):
     """The generator metrics (``synthclone compare``'s) of the main generator's first store and every
-    ``generate.generators`` store against the real test split, on the study CLIP's features."""
+    ``generate.generators`` store against the real test split, on the study CLIP's features; with
+    ``cas_stage`` (the real arm's first training stage) the classification accuracy score too."""
     def fn(folder: Path, inputs: Dict[str, Any]) -> Dict[str, Any]:
         from .data import dataset_entry, load_dataset
         from .data.store import load_store
@@ -276,11 +277,13 @@ def _compare_fn(cfg, stage_names: List[str]):
         labels = {stage_names[0]: f"{main} (main)", **{_generator_stage(g.name): g.name for g in cfg.generate.generators}}
         stores = {labels[st]: load_store(inputs[st]["store"], size=real.shape[1], channels=real.shape[0])
                   for st in stage_names}
+        cas = load_any_model(inputs[cas_stage]["checkpoint"]).eval().to(device) if cas_stage else None
         report = compare_stores(real, stores, extractor, k=COMPARE_K, per_class=cfg.generate.per_class, seed=0, device=device,
-                                progress_desc="compare generators")
+                                cas=cas, progress_desc="compare generators")
         strategy = cfg.generate.prompts[0]
         tags = {labels[stage_names[0]]: strategy, **{g.name: f"{strategy}@{g.name}" for g in cfg.generate.generators}}
         write_json(folder / "compare.json", {"features": name, "k": COMPARE_K, "per_class": cfg.generate.per_class,
+                                             "cas_model": cas_stage[len("train-"):] if cas_stage else None,
                                              "strategy_tags": tags, "stages": {labels[st]: st for st in stage_names},
                                              "stores": report})
         return {"compare": str(folder / "compare.json")}
@@ -484,10 +487,6 @@ def build_stages(cfg) -> List[Stage]:
                                  "dataset": cfg.data.dataset}, []))
     compared = [_gen_stage_name(cfg.generate.prompts[0])] + [_generator_stage(g.name) for g in cfg.generate.generators
                                                             if _generator_stage(g.name) in wanted]
-    if len(compared) > 1:
-        stages.append(Stage(COMPARE_STAGE, _compare_fn(cfg, compared),
-                            {"data": cfg.data.model_dump(), "k": COMPARE_K, "per_class": cfg.generate.per_class,
-                             "shipped_weights": weights, "clip": cfg.clip.model_dump()}, compared))
     if FEW_SHOT_STAGE in wanted:
         stages.append(Stage(FEW_SHOT_STAGE, _generate_fn(cfg, cfg.generate.prompts[0], cfg.study.few_shot_k),
                             {**gcfg, "prompts": [cfg.generate.prompts[0]], "shots": cfg.study.few_shot_k,
@@ -502,6 +501,13 @@ def build_stages(cfg) -> List[Stage]:
             needs.append(f"train-{m.options['init_model']}")
         stages.append(Stage(f"train-{m.name}", _train_fn(cfg, m), {**train_cfg, "arm": m.tags(), "epochs": m.epochs, "batch_size": m.batch_size, "lr": m.lr,
                                                           "weight_decay": m.weight_decay}, needs))
+    if len(compared) > 1:
+        # the CAS reads the real arm's first model (trained on real data) where the study has one
+        cas = next((f"train-{m.name}" for m in models if m.arm == "real" and m.regime == "supervised"), None)
+        stages.append(Stage(COMPARE_STAGE, _compare_fn(cfg, compared, cas),
+                            {"data": cfg.data.model_dump(), "k": COMPARE_K, "per_class": cfg.generate.per_class,
+                             "shipped_weights": weights, "clip": cfg.clip.model_dump(), "cas": cas},
+                            compared + ([cas] if cas else [])))
     bench_cfg = {**cfg.bench.model_dump(), "data": cfg.data.model_dump(), "shipped_weights": weights,
                  "clip": cfg.clip.model_dump()}
     if "corruptions" in cfg.bench.probes or "all" in cfg.bench.probes:

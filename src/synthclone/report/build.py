@@ -283,6 +283,7 @@ def _guidance_grids(cfg, folder: Path, scales: Sequence[float], per_class: int =
 
 GENERATOR_METRICS = [("precision", "precision"), ("recall", "recall"), ("density", "density"),
                      ("coverage", "coverage"), ("fd", "Fréchet distance"), ("diversity", "diversity")]
+CAS = ("cas", "CAS")  # in the table where the compare stage had a real-trained model; not a rank-correlation metric
 
 
 def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame) -> tuple:
@@ -297,7 +298,8 @@ def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame)
         cor = [summary[m]["corruption_acc"] for m in clones if summary.get(m, {}).get("corruption_acc") is not None]
         mean = float(np.mean(acc)) if acc else None
         sd = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
-        rows.append([label] + [round(r["overall"][k], 4) for k, _ in GENERATOR_METRICS] +
+        cas = [round(r["overall"][CAS[0]], 4)] if CAS[0] in r["overall"] else []
+        rows.append([label] + [round(r["overall"][k], 4) for k, _ in GENERATOR_METRICS] + cas +
                     [None if mean is None else (f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"),
                      round(float(np.mean(cor)), 3) if cor else None, len(acc)])
         points.append((label, r["overall"], mean, sd))
@@ -310,11 +312,12 @@ def correlation_table(rows: pd.DataFrame, tags: pd.DataFrame, compare: dict, con
     from .findings import metric_correlations
     from .stats import format_ci
 
-    found = metric_correlations(rows, tags, generators_of(compare), [k for k, _ in GENERATOR_METRICS], confidence)
+    metrics = GENERATOR_METRICS + ([CAS] if all(CAS[0] in r["overall"] for r in compare["stores"].values()) else [])
+    found = metric_correlations(rows, tags, generators_of(compare), [k for k, _ in metrics], confidence)
     if all(f.a_value is None for f in found):
         return None
     out = []
-    for (key, label), f in zip(GENERATOR_METRICS, found):
+    for (key, label), f in zip(metrics, found):
         ci = "–" if f.estimate is None else format_ci(f.estimate, 3)
         out.append([label, "–" if f.a_value is None else round(f.a_value, 3), ci, f.n_seeds, f.note])
     return Table(["generator metric", "ρ (mean over seeds)", f"{confidence:.0%} interval", "seeds", "how"], out,
@@ -344,13 +347,16 @@ def generator_section(inputs: Dict[str, Any], compare: dict, summary: Dict[str, 
     """The report's generator comparison (issue 18): a table, the rank correlations, clean accuracy against
     each metric, and the stores side by side."""
     table_rows, points = generator_table(compare, summary, tags)
-    cols = ["generator"] + [label for _, label in GENERATOR_METRICS] + ["clone clean acc (mean ± s.d.)",
-                                                                       "clone corruption acc", "clones"]
+    has_cas = any(CAS[0] in r["overall"] for r in compare["stores"].values())
+    cols = (["generator"] + [label for _, label in GENERATOR_METRICS] + ([CAS[1]] if has_cas else [])
+            + ["clone clean acc (mean ± s.d.)", "clone corruption acc", "clones"])
     out = [Heading("Generators compared"),
            Paragraph(f"Each generator's store of the first prompt strategy against the real test split on "
                      f"{compare['features']} features ({compare['per_class']} images per class, k = {compare['k']}; "
                      "definitions and sources in docs/generators.md), and the clones trained on it. The findings "
-                     "table tests whether fidelity (precision) or coverage predicts the clones' accuracy."),
+                     "table tests whether fidelity (precision) or coverage predicts the clones' accuracy."
+                     + (f" CAS: the accuracy of {compare['cas_model']} (trained on real data) on each store."
+                        if has_cas and compare.get("cas_model") else "")),
            Table(cols, table_rows, caption="Generators: fidelity (precision, density), diversity and coverage (recall, "
                                            "coverage, diversity), Fréchet distance, and their clones")]
     corr = correlation_table(rows, tags, compare, confidence) if len(rows) else None
