@@ -47,12 +47,9 @@ LEVEL = 0.99
 IMAGES = 8
 SLOW_IMAGES = 3  # bench.SLOW (glass_blur): ~0.7 s per image and severity in the reference
 
-# measured with this test's sample; strict, so a fix shows up as an XPASS failure to remove the entry
-KNOWN_GAPS = {
-    "glass_blur": "mean |x'-x| is 0.48-0.61x the reference's at severities 1-4 (99% intervals below 0.9; 0.70 at "
-                  "5): a batched local shuffle (each pixel reads one random neighbour) instead of the reference's "
-                  "sequential pixel swaps",
-}
+# corruption -> the gap measured with this test's sample (an xfail, strict: a fix shows up as an XPASS to
+# remove the entry); none at present: glass_blur (0.48-0.70x) and saturate (severity 5) were fixed 2026-12-02
+KNOWN_GAPS: dict = {}
 
 
 def _case(name):
