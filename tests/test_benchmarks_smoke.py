@@ -1,29 +1,18 @@
 """The metrics-agreement benchmark's core on small inputs: synthclone's ECE / MCE / NLL / AUROC /
 AUPR / FPR95 must equal torchmetrics' and scikit-learn's to 1e-6, ties included."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from conftest import load_benchmark
 
 pytest.importorskip("torchmetrics")
 pytest.importorskip("sklearn")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def bench_metrics():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_metrics", BENCH / "bench_metrics.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_benchmark("bench_metrics")
 
 
 def test_metrics_agree_with_torchmetrics_and_sklearn(bench_metrics):

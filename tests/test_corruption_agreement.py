@@ -13,31 +13,14 @@ its larger sample. Corruptions that do not agree yet are strict xfails carrying 
 ratios, so the test tells when they are fixed. Skipped where the reference package is not installed.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_benchmark
 from synthclone.robustness.corruption_ops import corruption_names
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load_bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_corruptions", BENCH / "bench_corruptions.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
-
-
-bench = _load_bench()
+bench = load_benchmark("bench_corruptions")
 with bench.pkg_resources_stub():
     pytest.importorskip("imagecorruptions")
 
