@@ -66,7 +66,7 @@ def test_perturbation_agrees_with_the_reference(name, reference, images):
     n = SLOW_IMAGES if name in bench.SLOW else IMAGES
     seeds = SEEDS[:1] if name in bench.SLOW else SEEDS
     off = []
-    for severity in SEVERITIES:
+    for severity in (1, 3, 5) if name in bench.SLOW else SEVERITIES:  # the benchmark runs glass_blur at all five
         row = bench.agreement_cell(reference, name, images[:n], severity, seeds, level=LEVEL)
         if kind == "deterministic" and row["agree"] != "yes":
             off.append(f"severity {severity}: PSNR {row['worst image PSNR dB']:.1f} dB on the worst image")
