@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, markdown_table  # noqa: E402
 from synthclone.generators.evaluate import SNAPSHOT_COLUMNS  # noqa: E402
 
-# (name, generate flags): the shipped model at three guidance scales and with a 3-step sampler
-SHIPPED = [("shipped g2 (default)", []), ("shipped g1", ["--guidance", "1"]), ("shipped g5", ["--guidance", "5"]),
-           ("shipped 3 steps", ["--steps", "3"])]
+# (name, generate flags, training record): the shipped model at three guidance scales and with a 3-step sampler
+SHIPPED = [("shipped g2 (default)", [], {}), ("shipped g1", ["--guidance", "1"], {}),
+           ("shipped g5", ["--guidance", "5"], {}), ("shipped 3 steps", ["--steps", "3"], {})]
 COLUMNS = SNAPSHOT_COLUMNS
 
 
@@ -46,7 +46,11 @@ def generators() -> list:
     for name in shipped_snapshots():
         meta = json.loads((SNAPSHOT_DIR / f"{name}.json").read_text()).get("training", {})
         out.append((f"snapshot {name}", ["--generator-weights", f"shipped:{name}"], meta))
-    return [g if len(g) == 3 else (*g, {}) for g in out]
+    return out
+
+
+def _store_dir(out: Path, name: str) -> Path:
+    return out / "stores" / name.replace(" ", "-").replace("(", "").replace(")", "")
 
 
 def write_card(doc: dict) -> Path:
@@ -73,15 +77,14 @@ def main(argv=None) -> int:
     gens = generators()
     timing = {}
     for name, flags, _ in gens:
-        store = out / "stores" / name.replace(" ", "-").replace("(", "").replace(")", "")
         timing[name] = _cli("generate", "--prompts", "template", "--per-class", str(args.per_class), "--filter", "none",
-                            *flags, "--out", str(store))
+                            *flags, "--out", str(_store_dir(out, name)))
         print(f"{name}: {timing[name]:.0f} s", flush=True)
     cas_dir = out / ("cas-resnet8-quick" if args.quick else "cas-resnet8")
     if not (cas_dir / "test_eval.json").is_file():  # a killed training resumes from its folder
         _cli("train", "--data", "real" + (":k=20" if args.quick else ""), "--model", "resnet8", "--epochs",
              "1" if args.quick else "3", "--test", "--out", str(cas_dir))
-    stores = [str(out / "stores" / name.replace(" ", "-").replace("(", "").replace(")", "")) for name, _, _ in gens]
+    stores = [str(_store_dir(out, name)) for name, _, _ in gens]
     _cli("compare", *stores, "--per-class", str(args.per_class), "--cas-model", str(cas_dir), "--out", str(out / "compare"))
     compare = json.loads((out / "compare" / "compare.json").read_text())
     test_acc = json.loads((cas_dir / "test_eval.json").read_text())["test_accuracy"]

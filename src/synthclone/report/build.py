@@ -245,12 +245,14 @@ def _class_names(cfg) -> List[str]:
     return list(dataset_entry(cfg.data.dataset).classes(**data_options(cfg.data))[0])
 
 
-def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8) -> List[Figure]:
+def _store_grids(inputs: Dict[str, Any], folder: Path, per_class: int = 8, skip: Sequence[str] = ()) -> List[Figure]:
+    """A grid of each generated store but the stages in ``skip`` (the compared generators' stores, which
+    :func:`generator_grid` shows side by side)."""
     from ..data.store import load_store
 
     figures = []
     for name, out in inputs.items():
-        if not name.startswith("generate-") or "store" not in out:
+        if not name.startswith("generate-") or "store" not in out or name in skip:
             continue
         store = load_store(out["store"], kept_only=True)
         grid = set_grid(store, per_class=per_class)  # decodes only the images shown
@@ -286,6 +288,11 @@ GENERATOR_METRICS = [("precision", "precision"), ("recall", "recall"), ("density
 CAS = ("cas", "CAS")  # in the table where the compare stage had a real-trained model; not a rank-correlation metric
 
 
+def _has_cas(compare: dict) -> bool:
+    """Whether every compared store has a classification accuracy score (the compare stage had a real model)."""
+    return all(CAS[0] in r["overall"] for r in compare["stores"].values())
+
+
 def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame) -> tuple:
     """Rows of the generator table: each generator's metrics (``synthclone compare``'s, class-averaged)
     and the clean and corruption accuracy of the clones trained on its store (mean over seeds), and the
@@ -298,7 +305,7 @@ def generator_table(compare: dict, summary: Dict[str, Dict], tags: pd.DataFrame)
         cor = [summary[m]["corruption_acc"] for m in clones if summary.get(m, {}).get("corruption_acc") is not None]
         mean = float(np.mean(acc)) if acc else None
         sd = float(np.std(acc, ddof=1)) if len(acc) > 1 else None
-        cas = [round(r["overall"][CAS[0]], 4)] if CAS[0] in r["overall"] else []
+        cas = [round(r["overall"][CAS[0]], 4)] if _has_cas(compare) else []
         rows.append([label] + [round(r["overall"][k], 4) for k, _ in GENERATOR_METRICS] + cas +
                     [None if mean is None else (f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"),
                      round(float(np.mean(cor)), 3) if cor else None, len(acc)])
@@ -312,7 +319,7 @@ def correlation_table(rows: pd.DataFrame, tags: pd.DataFrame, compare: dict, con
     from .findings import metric_correlations
     from .stats import format_ci
 
-    metrics = GENERATOR_METRICS + ([CAS] if all(CAS[0] in r["overall"] for r in compare["stores"].values()) else [])
+    metrics = GENERATOR_METRICS + ([CAS] if _has_cas(compare) else [])
     found = metric_correlations(rows, tags, generators_of(compare), [k for k, _ in metrics], confidence)
     if all(f.a_value is None for f in found):
         return None
@@ -347,7 +354,7 @@ def generator_section(inputs: Dict[str, Any], compare: dict, summary: Dict[str, 
     """The report's generator comparison (issue 18): a table, the rank correlations, clean accuracy against
     each metric, and the stores side by side."""
     table_rows, points = generator_table(compare, summary, tags)
-    has_cas = any(CAS[0] in r["overall"] for r in compare["stores"].values())
+    has_cas = _has_cas(compare)
     cols = (["generator"] + [label for _, label in GENERATOR_METRICS] + ([CAS[1]] if has_cas else [])
             + ["clone clean acc (mean ± s.d.)", "clone corruption acc", "clones"])
     out = [Heading("Generators compared"),
@@ -476,7 +483,8 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     if gen_rows:
         doc.add(Table(["store", "images", "kept by filters", "seconds", "images/s", "unique prompts (min per class)"], gen_rows,
                       caption="Generated stores"))
-    for fig in _store_grids(inputs, folder):
+    # the compared stores (the main generator's first one among them) are shown side by side in their section
+    for fig in _store_grids(inputs, folder, skip=list((compare or {}).get("stages", {}).values())):
         doc.add(fig)
     if compare is not None:
         for block in generator_section(inputs, compare, summary, rows, tags, folder, cfg.report.confidence):

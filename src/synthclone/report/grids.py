@@ -52,17 +52,21 @@ def set_grid(data, per_class: int = 8, scale: int = 2) -> Image.Image:
     return class_grid(data.take(idx), data.labels[idx], data.classes, per_class=per_class, scale=scale)
 
 
-def class_grid(images: torch.Tensor, labels: torch.Tensor, classes: List[str], per_class: int = 8, scale: int = 2) -> Image.Image:
-    """One row per class with up to ``per_class`` of its images (first ones in order); images uint8 (N, C, H, W)."""
-    picks, names = [], []
-    for k, name in enumerate(classes):
-        idx = torch.nonzero(labels == k).flatten()[:per_class]
-        row = images[idx]
-        if len(row) < per_class:  # pad short rows with white
+def _class_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
+    """(num_classes * per_class, C, H, W): each class's first ``per_class`` images, short rows padded white."""
+    picks = []
+    for k in range(num_classes):
+        row = images[torch.nonzero(labels == k).flatten()[:per_class]]
+        if len(row) < per_class:
             row = torch.cat([row, torch.full((per_class - len(row), *images.shape[1:]), 255, dtype=torch.uint8)])
         picks.append(row)
-        names.append(name)
-    return make_grid(torch.cat(picks), rows=len(classes), scale=scale, row_labels=names)
+    return torch.cat(picks)
+
+
+def class_grid(images: torch.Tensor, labels: torch.Tensor, classes: List[str], per_class: int = 8, scale: int = 2) -> Image.Image:
+    """One row per class with up to ``per_class`` of its images (first ones in order); images uint8 (N, C, H, W)."""
+    return make_grid(_class_rows(images, labels, len(classes), per_class), rows=len(classes), scale=scale,
+                     row_labels=list(classes))
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
@@ -88,16 +92,10 @@ def side_by_side(panels: Sequence[tuple], per_class: int = 4, scale: int = 2, ga
     classes) with that set's first ``per_class`` images of the class, the label above each panel and the
     class names on the left once."""
     grids = []
-    for label, data in panels:
-        idx = first_per_class(data.labels, data.num_classes, per_class)
-        images, labels = data.take(idx), data.labels[idx]
-        picks = []
-        for k in range(data.num_classes):
-            row = images[labels == k][:per_class]
-            if len(row) < per_class:  # pad short rows with white
-                row = torch.cat([row, torch.full((per_class - len(row), *images.shape[1:]), 255, dtype=torch.uint8)])
-            picks.append(row)
-        grids.append(make_grid(torch.cat(picks), rows=data.num_classes, scale=scale))
+    for _, data in panels:
+        idx = first_per_class(data.labels, data.num_classes, per_class)  # decodes only the images shown
+        rows = _class_rows(data.take(idx), data.labels[idx], data.num_classes, per_class)
+        grids.append(make_grid(rows, rows=data.num_classes, scale=scale))
     classes = panels[0][1].classes
     header, left = 14, 90
     canvas = Image.new("RGB", (left + sum(g.width + gap for g in grids), header + max(g.height for g in grids)),

@@ -828,11 +828,11 @@ def _identity_grid(h: int, w: int, device: str = "cpu") -> torch.Tensor:
     return F.affine_grid(torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), [1, 1, h, w], align_corners=False)
 
 
-def _elastic_imagenet(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
-    """:data:`ELASTIC_ALPHA` and friends (images above 64 px). The field is smoothed with sigma = 1% of the
-    height on both axes (the reference smooths each axis with 1% of its own side: the same on square images)."""
+def _elastic_imagenet(x: torch.Tensor, alpha: float, g: torch.Generator) -> torch.Tensor:
+    """The displacement of :data:`ELASTIC_ALPHA` (images above 64 px). The field is smoothed with sigma = 1%
+    of the height on both axes (the reference smooths each axis with 1% of its own side: the same on square
+    images)."""
     n, c, h, w = x.shape
-    alpha = ELASTIC_ALPHA[severity - 1]
     field = _uniform((n, 2, h, w), g, -ELASTIC_MAX_D * h, ELASTIC_MAX_D * h, x.device)  # (dx, dy) in pixels
     field = gaussian_filter(field.to(x.dtype), ELASTIC_SIGMA * h, truncate=3.0).mul_(alpha)
     # pixels -> grid units (the grid spans 2 over w columns and h rows)
@@ -846,8 +846,7 @@ def elastic_transform(x, severity, g):
     """ImageNet-C's smooth random displacement (:data:`ELASTIC_ALPHA`) above 64 px; on small images a
     random affine warp plus a smooth random displacement field (fractions of the size, synthclone's table)."""
     if not _small(x):
-        _pick(x, severity, ELASTIC_ALPHA, ELASTIC_ALPHA)  # checks the severity
-        return _elastic_imagenet(x, severity, g)
+        return _elastic_imagenet(x, _pick(x, severity, ELASTIC_ALPHA, ELASTIC_ALPHA), g)
     table = [(0.02, 0.0, 0.08), (0.03, 0.01, 0.07), (0.04, 0.02, 0.06), (0.05, 0.035, 0.05), (0.06, 0.05, 0.04)]
     affine, disp, smooth = _pick(x, severity, table, table)
     n, c, h, w = x.shape
