@@ -83,8 +83,9 @@ def save_generator(unet: UNet, schedule: NoiseSchedule, path: Union[str, Path], 
     path = Path(path)
     state = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous().cpu()
              for k, v in unet.state_dict().items()}
-    # safetensors writes 0600; shipped weights must be readable by every user
-    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt", "model": "synthclone-embedded-unet"}),
+    # safetensors writes 0600 (shipped weights must be readable by every user) and its metadata map in a random
+    # order: one key keeps equal weights equal bytes
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}),
                  mode=0o644)
     meta = {"unet": unet.config, "schedule": schedule.config(), "text_encoder": "all-MiniLM-L6-v2",
             "image_shape": [unet.config["in_channels"], 28, 28], **(extra or {})}

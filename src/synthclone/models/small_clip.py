@@ -179,8 +179,9 @@ def save_small_clip(clip: SmallClip, path: Union[str, Path], extra: Optional[dic
 
     path = Path(path)
     state = {k: v.detach().float().contiguous() for k, v in clip.state_dict().items()}
-    # safetensors writes 0600; shipped weights must be readable by every user
-    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt", "model": "synthclone-small-clip"}),
+    # safetensors writes 0600 (shipped weights must be readable by every user) and its metadata map in a random
+    # order: one key keeps equal weights equal bytes
+    atomic_write(path, lambda p: save_file(state, str(p), metadata={"format": "pt"}),
                  mode=0o644)
     atomic_write_text(path.with_suffix(".json"), json.dumps({"model": clip.config, **(extra or {})}, indent=2,
                                                             sort_keys=True))
