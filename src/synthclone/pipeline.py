@@ -33,6 +33,35 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
+def reset_peak_memory() -> str:
+    """Start a fresh peak-resident-memory reading for this process; returns what the next
+    :func:`peak_memory_mib` measures: ``"stage"`` where Linux lets the peak be reset
+    (``/proc/self/clear_refs``), else ``"run so far"`` (the process's peak since it started)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "stage"
+    except OSError:
+        return "run so far"
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where /proc is missing).
+    Worker processes a stage starts are not counted."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 RUN_PREFIX = "$RUN/"
 
 
@@ -108,19 +137,24 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         if marker.is_file():
             done = read_done(marker, run_dir)
             outputs[stage.name] = done["outputs"]
-            timings.append({"stage": stage.name, "folder": folder.name, "seconds": done.get("seconds"), "cached": True})
+            timings.append({"stage": stage.name, "folder": folder.name, "seconds": done.get("seconds"),
+                            "peak_mib": done.get("peak_mib"), "peak_of": done.get("peak_of"), "cached": True})
             write_json(Path(run_dir) / "stages.json", timings)
             say(f"[{i}/{total}] {stage.name}: cached")
             continue
         folder.mkdir(parents=True, exist_ok=True)
         say(f"[{i}/{total}] {stage.name} -> {folder}")
+        peak_of = reset_peak_memory()
         start = time.time()
         result = stage.fn(folder, {k: outputs[k] for k in stage.inputs})
         seconds = round(time.time() - start, 2)
+        peak = peak_memory_mib()
         recorded = record_paths(result, run_dir)
-        write_json(marker, {"stage": stage.name, "seconds": seconds, "outputs": recorded})
+        write_json(marker, {"stage": stage.name, "seconds": seconds, "peak_mib": peak, "peak_of": peak_of,
+                            "outputs": recorded})
         outputs[stage.name] = resolve_paths(recorded, run_dir)
-        timings.append({"stage": stage.name, "folder": folder.name, "seconds": seconds, "cached": False})
+        timings.append({"stage": stage.name, "folder": folder.name, "seconds": seconds, "peak_mib": peak,
+                        "peak_of": peak_of, "cached": False})
         write_json(Path(run_dir) / "stages.json", timings)  # after each stage: the report stage reads it
         say(f"[{i}/{total}] {stage.name}: done in {seconds:.1f} s")
     return outputs
