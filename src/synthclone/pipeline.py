@@ -123,6 +123,12 @@ def stage_hash(folder: Path) -> str:
     return Path(folder).name.rsplit("-", 1)[-1]
 
 
+def _timing(done: Dict[str, Any], folder: Path, cached: bool) -> Dict[str, Any]:
+    """A stage's line in ``stages.json``: its wall time and peak memory as its ``done.json`` records them."""
+    return {"stage": done["stage"], "folder": folder.name, "seconds": done.get("seconds"),
+            "peak_mib": done.get("peak_mib"), "peak_of": done.get("peak_of"), "cached": cached}
+
+
 def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
     """Run each stage unless its folder already says done; returns every stage's outputs."""
     hashes: Dict[str, str] = {}
@@ -137,8 +143,7 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         if marker.is_file():
             done = read_done(marker, run_dir)
             outputs[stage.name] = done["outputs"]
-            timings.append({"stage": stage.name, "folder": folder.name, "seconds": done.get("seconds"),
-                            "peak_mib": done.get("peak_mib"), "peak_of": done.get("peak_of"), "cached": True})
+            timings.append(_timing(done, folder, cached=True))
             write_json(Path(run_dir) / "stages.json", timings)
             say(f"[{i}/{total}] {stage.name}: cached")
             continue
@@ -150,11 +155,10 @@ def run_stages(stages: List[Stage], run_dir: Path) -> Dict[str, Dict[str, Any]]:
         seconds = round(time.time() - start, 2)
         peak = peak_memory_mib()
         recorded = record_paths(result, run_dir)
-        write_json(marker, {"stage": stage.name, "seconds": seconds, "peak_mib": peak, "peak_of": peak_of,
-                            "outputs": recorded})
+        done = {"stage": stage.name, "seconds": seconds, "peak_mib": peak, "peak_of": peak_of, "outputs": recorded}
+        write_json(marker, done)
         outputs[stage.name] = resolve_paths(recorded, run_dir)
-        timings.append({"stage": stage.name, "folder": folder.name, "seconds": seconds, "peak_mib": peak,
-                        "peak_of": peak_of, "cached": False})
+        timings.append(_timing(done, folder, cached=False))
         write_json(Path(run_dir) / "stages.json", timings)  # after each stage: the report stage reads it
         say(f"[{i}/{total}] {stage.name}: done in {seconds:.1f} s")
     return outputs
