@@ -161,3 +161,45 @@ def test_few_shot_arms_use_the_real_images_the_guided_store_was_made_from():
         (term, opts), _ = parse_spec(guided)[0][0], None
         assert term == "real" and opts == {"k": 2, "seed": 5}
         assert arms[f"pretrain-finetune:template/s{s}"].data == real.data
+
+
+def test_publish_writes_a_folder_whose_rows_rebuild_its_findings(tiny_run, tmp_path, run_cli):
+    import subprocess
+    from pathlib import Path
+
+    from synthclone.report.publish import SIZE_LIMIT_MB, folder_mb, rebuild_findings
+
+    _, run_dir = tiny_run
+    log = tmp_path / "time.log"
+    if Path("/usr/bin/time").exists():
+        log.write_text(subprocess.run(["/usr/bin/time", "-v", "true"], capture_output=True, text=True).stderr)
+    else:  # GNU time's summary format, as its manual gives it
+        log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n\tMaximum resident set size (kbytes): 2048\n")
+    dest = tmp_path / "published"
+    (dest / "stale").mkdir(parents=True)
+    code, out, err = run_cli("report", str(run_dir), "--publish", str(dest), "--time-log", str(log))
+    assert code == 0, err
+    names = {p.name for p in dest.iterdir()}
+    assert {"report.md", "findings.json", "summary.json", "config.yaml", "stages.json", "run.json", "rows.parquet",
+            "tags.json", "figures"} <= names and "stale" not in names and "index.html" not in names
+    assert folder_mb(dest) <= SIZE_LIMIT_MB
+    run = json.loads((dest / "run.json").read_text())
+    assert run["wall_s_total"] is not None and run["peak_rss_mib"] > 0 and run["git_sha"] is not None
+    assert 0 < run["rows_published"] <= run["rows_in_run"]
+    assert "git_sha" in yaml.safe_load((dest / "config.yaml").read_text())["_provenance"]
+    rows = pd.read_parquet(dest / "rows.parquet")
+    assert "ood" not in set(rows["probe"].astype(str))  # trimmed to what the findings read
+
+    published = json.loads((dest / "findings.json").read_text())
+    assert published and rebuild_findings(dest) == published
+    # the check can fail: one model's clean answers turned wrong changes the findings rebuilt from the rows
+    model = rows["model"].astype(str).iloc[0]
+    rows.loc[(rows["model"].astype(str) == model) & (rows["probe"].astype(str) == "clean"), "correct"] = False
+    rows.to_parquet(dest / "rows.parquet")
+    assert rebuild_findings(dest) != published
+
+    code, _, err = run_cli("report", str(run_dir), "--time-log", str(log))
+    assert code == 2 and "--publish" in err
+    for bad in (tmp_path / "missing.log", dest / "report.md"):  # absent; not a time summary
+        code, _, err = run_cli("report", str(run_dir), "--publish", str(tmp_path / "p2"), "--time-log", str(bad))
+        assert code == 2 and "--time-log" in err and not (tmp_path / "p2").exists()

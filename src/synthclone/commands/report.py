@@ -14,6 +14,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a report setting of the run's config, e.g. --set report.confidence=0.9 or "
                              "--set report.formats=[md] (repeatable; only report.* keys: the rest names the run's stages)")
+    parser.add_argument("--publish", metavar="DEST",
+                        help="publish the finished run into DEST (e.g. docs/results/NAME): the Markdown report and "
+                             "figures, findings, summary, config, stage timings and the rows the findings are "
+                             "computed from, at most 20 MB; DEST is replaced whole")
+    parser.add_argument("--time-log", dest="time_logs", action="append", default=[], metavar="FILE",
+                        help="with --publish: the output of '/usr/bin/time -v synthclone run ...' (repeatable, one "
+                             "per process that ran the study), for the run's total wall time and peak memory")
     add_device_argument(parser)
 
 
@@ -37,6 +44,15 @@ def run(args) -> int:
     from ..device import resolve_device
 
     resolve_device(cfg.device)  # the sample grids run the generator there
+    if args.publish:
+        from ..report.publish import publish
+
+        cfg = cfg.model_copy(update={"report": cfg.report.model_copy(update={"formats": ["md"]})})
+        for i, path in enumerate(publish(cfg, run_dir, Path(args.publish), args.time_logs)):
+            print(f"{'published:' if i == 0 else '          '} {path}")
+        return 0
+    elif args.time_logs:
+        raise UserError("--time-log goes with --publish DEST (it records the run's wall time in the published folder)")
     outputs = finished_outputs(cfg, run_dir)
     benched = [k for k in outputs if k.startswith("bench-")]
     if not benched:
