@@ -175,10 +175,23 @@ def test_publish_writes_a_folder_whose_rows_rebuild_its_findings(tiny_run, tmp_p
         log.write_text(subprocess.run(["/usr/bin/time", "-v", "true"], capture_output=True, text=True).stderr)
     else:  # GNU time's summary format, as its manual gives it
         log.write_text("\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n\tMaximum resident set size (kbytes): 2048\n")
+    from synthclone.report.findings import GENERATOR_CLAIMS, claims
+    from synthclone.report.publish import TABLE_END, TABLE_START, claims_block, claims_table
+
     dest = tmp_path / "published"
     (dest / "stale").mkdir(parents=True)
-    code, out, err = run_cli("report", str(run_dir), "--publish", str(dest), "--time-log", str(log))
+    readme = f"# hand-written\n\n{TABLE_START}\nold table\n{TABLE_END}\n\nmore prose\n"
+    (dest / "README.md").write_text(readme)
+    (tmp_path / "ROOT.md").write_text(readme)
+    (dest / "paper.yaml").write_text(yaml.safe_dump({c.key: {"paper": f"{c.key} figure (Table 1)", "why": "because"}
+                                                     for c in claims() + GENERATOR_CLAIMS}))
+    code, out, err = run_cli("report", str(run_dir), "--publish", str(dest), "--time-log", str(log),
+                             "--readme", str(tmp_path / "ROOT.md"))
     assert code == 0, err
+    table = claims_table(dest)
+    for text in ((dest / "README.md").read_text(), (tmp_path / "ROOT.md").read_text()):
+        assert claims_block(text) == table and "old table" not in text and text.endswith("more prose\n")
+    assert "clean-gap figure (Table 1)" in table and "because" in table
     names = {p.name for p in dest.iterdir()}
     assert {"report.md", "findings.json", "summary.json", "config.yaml", "stages.json", "run.json", "rows.parquet",
             "tags.json", "figures"} <= names and "stale" not in names and "index.html" not in names
@@ -200,6 +213,8 @@ def test_publish_writes_a_folder_whose_rows_rebuild_its_findings(tiny_run, tmp_p
 
     code, _, err = run_cli("report", str(run_dir), "--time-log", str(log))
     assert code == 2 and "--publish" in err
+    code, _, err = run_cli("report", str(run_dir), "--publish", str(tmp_path / "p3"), "--readme", str(tmp_path / "none.md"))
+    assert code == 2 and "--readme" in err and not (tmp_path / "p3").exists()
     for bad in (tmp_path / "missing.log", dest / "report.md"):  # absent; not a time summary
         code, _, err = run_cli("report", str(run_dir), "--publish", str(tmp_path / "p2"), "--time-log", str(bad))
         assert code == 2 and "--time-log" in err and not (tmp_path / "p2").exists()

@@ -21,6 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--time-log", dest="time_logs", action="append", default=[], metavar="FILE",
                         help="with --publish: the output of '/usr/bin/time -v synthclone run ...' (repeatable, one "
                              "per process that ran the study), for the run's total wall time and peak memory")
+    parser.add_argument("--readme", dest="readmes", action="append", default=[], metavar="FILE",
+                        help="with --publish: another Markdown file (e.g. the project README) whose claims table, "
+                             "between the markers DEST/README.md uses, is rewritten (repeatable)")
     add_device_argument(parser)
 
 
@@ -48,11 +51,12 @@ def run(args) -> int:
         from ..report.publish import publish
 
         cfg = cfg.model_copy(update={"report": cfg.report.model_copy(update={"formats": ["md"]})})
-        for i, path in enumerate(publish(cfg, run_dir, Path(args.publish), args.time_logs)):
+        for i, path in enumerate(publish(cfg, run_dir, Path(args.publish), args.time_logs, args.readmes)):
             print(f"{'published:' if i == 0 else '          '} {path}")
         return 0
-    elif args.time_logs:
-        raise UserError("--time-log goes with --publish DEST (it records the run's wall time in the published folder)")
+    elif args.time_logs or args.readmes:
+        raise UserError(f"{'--time-log' if args.time_logs else '--readme'} goes with --publish DEST (it belongs to a "
+                        "published folder)")
     outputs = finished_outputs(cfg, run_dir)
     benched = [k for k in outputs if k.startswith("bench-")]
     if not benched:

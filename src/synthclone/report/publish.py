@@ -25,6 +25,8 @@ FINDINGS_ROWS = {"clean": ["clean"], "corruptions": None, "adversarial": ["pgd_p
                  "calibration": ["uncalibrated"], "shape-bias": None, "background": ["mixed_same", "mixed_rand"]}
 FINDINGS_COLUMNS = ["model", "probe", "condition", "severity", "sample_id", "prediction", "confidence", "correct", "extra"]
 SIZE_LIMIT_MB = 20.0
+HAND_WRITTEN = ("README.md", "paper.yaml")  # kept by a new publish: the prose, and the papers' side of the table
+TABLE_START, TABLE_END = "<!-- claims table: written by synthclone report --publish -->", "<!-- end of claims table -->"
 TRIMMED_SCHEMA = "synthclone.rows/1 (trimmed to the findings' probes and columns)"
 
 
@@ -63,8 +65,9 @@ def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2 ** 20
 
 
-def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = ()) -> List[Path]:
-    """Write the published result of the finished run ``run_dir`` (config ``cfg``) into ``dest``."""
+def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = (), readmes: Sequence[Path] = ()) -> List[Path]:
+    """Write the published result of the finished run ``run_dir`` (config ``cfg``) into ``dest``; the claims
+    table between the markers of ``dest/README.md`` and of each of ``readmes`` is rewritten from it."""
     from ..config import config_hash, file_provenance
     from ..data.store import write_table
     from ..paths import atomic_write_text
@@ -81,6 +84,10 @@ def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = ()) -> L
     stage_file = run_dir / "stages.json"
     if not stage_file.is_file():
         raise UserError(f"{run_dir} has no stages.json; publish a run that 'synthclone run' finished")
+    for readme in readmes:
+        if not Path(readme).is_file() or TABLE_START not in Path(readme).read_text():
+            raise UserError(f"--readme {readme}: no such file, or it lacks the line {TABLE_START!r} (and "
+                            f"{TABLE_END!r}) where the claims table goes")
     runs = []
     for log in time_logs:
         if not Path(log).is_file():
@@ -91,9 +98,11 @@ def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = ()) -> L
                             "'/usr/bin/time -v synthclone run ...'")
         runs.append({"log": Path(log).name, **parsed})
 
-    if dest.exists():  # a published folder is replaced whole: nothing stale survives from an earlier publish
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    # a published folder is replaced whole but for its hand-written files (HAND_WRITTEN): nothing stale survives
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.iterdir():
+        if old.name not in HAND_WRITTEN:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     written = build_report(cfg, run_dir, outputs, models, dest)
 
     rows = pd.read_parquet(dest / "rows.parquet")
@@ -120,6 +129,12 @@ def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = ()) -> L
     prov = json.loads((dest / "provenance.json").read_text())
     prov["files"]["rows.parquet"] = TRIMMED_SCHEMA
     atomic_write_text(dest / "provenance.json", json.dumps(prov, indent=2))
+
+    own = dest / "README.md"
+    if (dest / "paper.yaml").is_file():
+        table = claims_table(dest)
+        for readme in ([own] if own.is_file() else []) + [Path(r) for r in readmes]:
+            atomic_write_text(readme, with_claims_table(readme.read_text(), table))
 
     size = folder_mb(dest)
     if size > SIZE_LIMIT_MB:
@@ -150,3 +165,54 @@ def rebuild_findings(folder: Path, n_boot: Optional[int] = None) -> List[Dict[st
     found = evaluate_claims(rows, tags, cfg.report.confidence, ece_bins=cfg.bench.ece_bins,
                             baseline_prompts=cfg.study.baseline_prompts, generators=generators_of(compare), **kwargs)
     return json.loads(json.dumps(findings_records(found), default=str))
+
+
+def _pct(x: Optional[float], signed: bool = True) -> str:
+    return "–" if x is None else (f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}")
+
+
+def claims_table(folder: Path, records: Optional[List[Dict[str, Any]]] = None) -> str:
+    """The Markdown table of a published folder's claims: for each finding of ``findings.json`` (or
+    ``records``), the paper's figure and the why from the hand-written ``paper.yaml``, this study's estimate
+    (A - B, in points: percentage points of the metric) with its interval, its seeds and its Holm verdict."""
+    import yaml
+
+    folder = Path(folder)
+    records = records if records is not None else json.loads((folder / "findings.json").read_text())
+    notes = yaml.safe_load((folder / "paper.yaml").read_text()) or {} if (folder / "paper.yaml").is_file() else {}
+    missing = [r["claim"] for r in records if r["claim"] not in notes]
+    if notes and missing:
+        raise UserError(f"{folder / 'paper.yaml'}: no entry for the claims {', '.join(missing)}; add a 'paper' and "
+                        "a 'why' for each")
+    level = next((r["estimate"]["confidence"] for r in records if r.get("estimate")), 0.95)
+    lines = [f"| claim | paper's figure (source) | this study: A − B, points ({level:.0%} CI) | seeds | verdict "
+             "(Holm) | why |", "|---|---|---|---|---|---|"]
+    for r in records:
+        note = notes.get(r["claim"], {})
+        e = r.get("estimate")
+        if e and e.get("estimate") is not None and r["kind"] != "rank-correlation":
+            est = f"{_pct(e['estimate'])} [{_pct(e['low'])}, {_pct(e['high'])}]"
+        elif e and e.get("estimate") is not None:  # a rank correlation (or a difference of two): no points
+            est = f"ρ {e['estimate']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]"
+        else:
+            est = "–"
+        cells = [f"**{r['claim']}**: {r['text']}", str(note.get("paper", "–")).strip(), est, str(r.get("n_seeds", "–")),
+                 r.get("verdict_holm") or r["verdict"], str(note.get("why", "–")).strip()]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def with_claims_table(text: str, table: str) -> str:
+    """``text`` with the block between :data:`TABLE_START` and :data:`TABLE_END` replaced by ``table``."""
+    if TABLE_START not in text or TABLE_END not in text:
+        raise UserError(f"the README has no claims-table markers; put the lines {TABLE_START!r} and {TABLE_END!r} "
+                        "where the table goes")
+    head, rest = text.split(TABLE_START, 1)
+    return f"{head}{TABLE_START}\n{table}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
+
+
+def claims_block(text: str) -> str:
+    """The claims table a README holds between its markers ('' without them)."""
+    if TABLE_START not in text or TABLE_END not in text:
+        return ""
+    return text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
