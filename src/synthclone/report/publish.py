@@ -174,7 +174,7 @@ def _pct(x: Optional[float], signed: bool = True) -> str:
 def claims_table(folder: Path, records: Optional[List[Dict[str, Any]]] = None) -> str:
     """The Markdown table of a published folder's claims: for each finding of ``findings.json`` (or
     ``records``), the paper's figure and the why from the hand-written ``paper.yaml``, this study's estimate
-    (A - B, in points: percentage points of the metric) with its interval, its seeds and its Holm verdict."""
+    (A - B, in points: percentage points of the metric) with its interval, its seeds, its raw verdict and its Holm verdict."""
     import yaml
 
     folder = Path(folder)
@@ -185,8 +185,8 @@ def claims_table(folder: Path, records: Optional[List[Dict[str, Any]]] = None) -
         raise UserError(f"{folder / 'paper.yaml'}: no entry for the claims {', '.join(missing)}; add a 'paper' and "
                         "a 'why' for each")
     level = next((r["estimate"]["confidence"] for r in records if r.get("estimate")), 0.95)
-    lines = [f"| claim | paper's figure (source) | this study: A − B, points ({level:.0%} CI) | seeds | verdict "
-             "(Holm) | why |", "|---|---|---|---|---|---|"]
+    lines = [f"| claim | paper's figure (source) | this study: A − B, points ({level:.0%} CI) | seeds | verdict: "
+             "raw / Holm | why |", "|---|---|---|---|---|---|"]
     for r in records:
         note = notes.get(r["claim"], {})
         e = r.get("estimate")
@@ -197,7 +197,7 @@ def claims_table(folder: Path, records: Optional[List[Dict[str, Any]]] = None) -
         else:
             est = "–"
         cells = [f"**{r['claim']}**: {r['text']}", str(note.get("paper", "–")).strip(), est, str(r.get("n_seeds", "–")),
-                 r.get("verdict_holm") or r["verdict"], str(note.get("why", "–")).strip()]
+                 f"{r['verdict']} / {r.get('verdict_holm') or r['verdict']}", str(note.get("why", "–")).strip()]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
 
