@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from synthclone.data import load_dataset
-from synthclone.robustness.corruption_ops import ALL, EXTRA, IMAGENET_C, corrupt, corruption_names
+from synthclone.robustness.corruption_ops import ALL, CORRUPTIONS, EXTRA, IMAGENET_C, corrupt, corruption_names
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,7 @@ def images():
 
 def test_the_lists_are_imagenet_c_and_the_extras():
     assert len(IMAGENET_C) == 15 and len(EXTRA) == 4 and len(set(ALL)) == 19
+    assert sorted(CORRUPTIONS.names()) == sorted(ALL)  # the registry ('synthclone list corruptions') holds these and no helper
     assert corruption_names("extra") == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
     with pytest.raises(Exception, match="unknown corruption"):
         corruption_names(["gaussian_noise", "rain"])

@@ -531,7 +531,6 @@ def _disk_kernel(r: float, alias: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-@_corruption
 @functools.lru_cache(maxsize=32)
 def _glass_offsets(delta: int, iters: int, h: int, w: int, copy: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """Where a pixel's value comes from after the reference's local shuffle, as a distribution: (offsets
