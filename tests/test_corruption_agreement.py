@@ -114,3 +114,10 @@ def test_accuracy_judge_flags_a_systematic_difference():
     swapped = worse.clone()
     swapped[150:156] = True
     assert bench.paired_accuracy(swapped, right)["agree"] == "yes"
+
+
+def test_speed_floors_name_real_corruptions_and_measure_every_kind():
+    """The throughput table's floors: a write of a fresh batch, and a draw per value for the named noises."""
+    floors = bench.speed_floors(torch.rand(8, 3, 64, 64))
+    assert set(floors) == {"write", *bench.DRAW_PER_VALUE.values()} and all(v > 0 for v in floors.values())
+    assert set(bench.DRAW_PER_VALUE) <= set(corruption_names("all"))

@@ -146,13 +146,6 @@ def test_no_corruption_writes_into_its_input(size):
             assert torch.equal(x, before), name
 
 
-def test_pixelate_area_matrices_equal_adaptive_average_pooling():
-    x = torch.rand(2, 3, 90, 70, generator=torch.Generator().manual_seed(11))
-    for sh, sw in [(36, 28), (54, 42), (67, 31)]:
-        fast = torch.matmul(C._area_matrix(90, sh), torch.matmul(x, C._area_matrix(70, sw).T))
-        assert torch.allclose(fast, F.interpolate(x, size=(sh, sw), mode="area"), atol=1e-6)
-
-
 def test_empty_output_is_a_plain_writable_tensor():
     small = C.empty_output((2, 3, 8, 8))
     big = C.empty_output((40, 3, 224, 224))  # 24 MB: takes the huge-page advice path on Linux
@@ -160,3 +153,16 @@ def test_empty_output_is_a_plain_writable_tensor():
         assert t.dtype == torch.float32 and t.is_contiguous()
         t.fill_(0.25)
         assert float(t.sum()) == pytest.approx(0.25 * t.numel())
+
+
+@pytest.mark.parametrize("n", [1, 5])  # one chunk, and several (chunks of 2, 2, 1)
+def test_corrupt_into_a_given_buffer_equals_a_fresh_result(monkeypatch, n):
+    monkeypatch.setattr(C, "CHUNK_VALUES", 2 * 3 * 40 * 40)
+    x = torch.rand(n, 3, 40, 40, generator=torch.Generator().manual_seed(12))
+    for name in ("gaussian_noise", "pixelate", "spatter"):
+        fresh = C.corrupt(x, name, 2, torch.Generator().manual_seed(1))
+        buf = torch.full_like(x, -1.0)
+        assert C.corrupt(x, name, 2, torch.Generator().manual_seed(1), out=buf) is buf
+        assert torch.equal(buf, fresh), name
+    with pytest.raises(ValueError, match="out must be float32"):
+        C.corrupt(x, "contrast", 1, torch.Generator(), out=torch.empty(n, 3, 40, 41))

@@ -869,28 +869,11 @@ def pixelate(x, severity, g):
     c = _pick(x, severity, [0.95, 0.9, 0.85, 0.75, 0.65], [0.6, 0.5, 0.4, 0.3, 0.25])  # CIFAR-10-C, ImageNet-C
     h, w = x.shape[-2:]
     sh, sw = max(1, int(h * c)), max(1, int(w * c))
-    if _small(x):
-        small = F.interpolate(x, size=(sh, sw), mode="area")
-    else:
-        # area downsampling (adaptive average pooling) is separable: A_h @ x @ A_w^T with averaging
-        # matrices, measured ~20% faster than F.interpolate(mode="area") at 224 px; same averages
-        ah = _area_matrix(h, sh, _dev(x)).to(x.dtype)
-        aw = ah if (w, sw) == (h, sh) else _area_matrix(w, sw, _dev(x)).to(x.dtype)
-        small = torch.matmul(ah, torch.matmul(x, aw.T))
+    # area = adaptive average pooling's windows. Its native kernel was measured 1.5-2.3x faster for the
+    # whole corruption at 224 px than the separable matmul with averaging matrices used before (AMD
+    # EPYC, 1 thread, batch 64; benchmarks/RESULTS.md, section 1), with the same averages.
+    small = F.interpolate(x, size=(sh, sw), mode="area")
     return F.interpolate(small, size=(h, w), mode="nearest-exact").clamp_(0, 1)
-
-
-@functools.lru_cache(maxsize=64)
-def _area_matrix(n_in: int, n_out: int, device: str = "cpu") -> torch.Tensor:
-    """(n_out, n_in) on ``device``: row i averages inputs floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1,
-    the windows of adaptive average pooling."""
-    if device != "cpu":
-        return _area_matrix(n_in, n_out).to(device)
-    m = torch.zeros(n_out, n_in)
-    for i in range(n_out):
-        lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-        m[i, lo:hi] = 1.0 / (hi - lo)
-    return m
 
 
 @_corruption
@@ -1078,22 +1061,26 @@ def spatter(x, severity, g):
 CHUNK_VALUES = 2 ** 19
 
 
-def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator) -> torch.Tensor:
+def corrupt(x: torch.Tensor, name: str, severity: int, g: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
     """Apply corruption ``name`` at ``severity`` (1..5) to float (N, C, H, W) in [0, 1] on any device.
 
-    The result is float32 on ``x``'s device; ``g`` is a CPU generator (see the module docstring)."""
+    The result is float32 on ``x``'s device; ``g`` is a CPU generator (see the module docstring).
+    ``out``: a float32 tensor of ``x``'s shape on its device to write the result into (returned), so a
+    caller filling a larger buffer saves the fresh batch and its copy."""
     fn = CORRUPTIONS.get(name)  # an unknown name: one line listing the valid ones
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"corruptions take (N, 1|3, H, W) images, got {tuple(x.shape)}")
+    if out is not None and (out.shape != x.shape or out.dtype != torch.float32 or out.device != x.device):
+        raise ValueError(f"out must be float32 {tuple(x.shape)} on {x.device}, got {out.dtype} {tuple(out.shape)} on {out.device}")
     severity, x = int(severity), x.float()
     step = max(1, CHUNK_VALUES // max(1, x[0].numel()))
     if len(x) <= step:
-        return fn(x, severity, g)
+        return fn(x, severity, g) if out is None else out.copy_(fn(x, severity, g))
     # Large batches go through in chunks of about CHUNK_VALUES values: every intermediate then stays
     # in the CPU caches instead of being a fresh multi-megabyte allocation (page faults, zeroing,
     # DRAM traffic) — 1.7-2.7x faster for the element-wise corruptions at 224 px. The chunk size is a
     # constant, so the output stays a deterministic function of (x, generator state).
-    out = empty_output(x.shape, x.dtype, x.device)
+    out = empty_output(x.shape, x.dtype, x.device) if out is None else out
     for i in range(0, len(x), step):
         out[i:i + step] = fn(x[i:i + step], severity, g)
     return out

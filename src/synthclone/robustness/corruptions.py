@@ -50,7 +50,7 @@ def corrupt_set(images: torch.Tensor, name: str, severity: int, g: torch.Generat
     out = empty_output(images.shape, torch.float32, device)
     for i in range(0, len(images), batch_size):
         x = to_device(images[i:i + batch_size], device).float().div(255.0)
-        out[i:i + batch_size] = corrupt(x, name, severity, g)
+        corrupt(x, name, severity, g, out=out[i:i + batch_size])
     return out
 
 
