@@ -15,7 +15,9 @@ on), as RGB uint8, resized (bilinear, antialiased) to 224 px and kept at 28 px.
   same 64 images (the way its README uses it), stopping early after a time budget for the slow ones
   (images/s is then from the images done). Each side keeps its best of several runs (load spikes
   only slow a run down). synthclone's speed on one image at a time is shown too: it separates the
-  gain from batching from the per-pixel cost.
+  gain from batching from the per-pixel cost. On the CPU each row also has its floor
+  (:func:`speed_floors`: one write of a fresh batch, plus one draw per value for the per-pixel
+  noises) and the "ceiling ratio" floor / reference, the most any implementation could reach here.
 * Perturbation agreement at 224 px, where synthclone uses the published ImageNet-C constants, per
   (corruption, severity):
   deterministic corruptions: PSNR of synthclone's output against the reference's (both
