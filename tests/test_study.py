@@ -213,6 +213,11 @@ def test_publish_writes_a_folder_whose_rows_rebuild_its_findings(tiny_run, tmp_p
 
     code, _, err = run_cli("report", str(run_dir), "--time-log", str(log))
     assert code == 2 and "--publish" in err
+    # a folder README without the table's markers is refused before anything in the folder is replaced
+    (dest / "README.md").write_text("# prose, no markers\n")
+    before = sorted(p.name for p in dest.iterdir())
+    code, _, err = run_cli("report", str(run_dir), "--publish", str(dest))
+    assert code == 2 and "README.md" in err and sorted(p.name for p in dest.iterdir()) == before
     code, _, err = run_cli("report", str(run_dir), "--publish", str(tmp_path / "p3"), "--readme", str(tmp_path / "none.md"))
     assert code == 2 and "--readme" in err and not (tmp_path / "p3").exists()
     for bad in (tmp_path / "missing.log", dest / "report.md"):  # absent; not a time summary

@@ -85,9 +85,13 @@ def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = (), read
     if not stage_file.is_file():
         raise UserError(f"{run_dir} has no stages.json; publish a run that 'synthclone run' finished")
     for readme in readmes:
-        if not Path(readme).is_file() or TABLE_START not in Path(readme).read_text():
-            raise UserError(f"--readme {readme}: no such file, or it lacks the line {TABLE_START!r} (and "
-                            f"{TABLE_END!r}) where the claims table goes")
+        if not Path(readme).is_file() or not _has_markers(Path(readme).read_text()):
+            raise UserError(f"--readme {readme}: no such file, or it lacks the lines {TABLE_START!r} and "
+                            f"{TABLE_END!r} where the claims table goes")
+    own = dest / "README.md"
+    if (dest / "paper.yaml").is_file() and own.is_file() and not _has_markers(own.read_text()):
+        raise UserError(f"{own}: it lacks the lines {TABLE_START!r} and {TABLE_END!r} where the claims table goes; "
+                        "add them (the folder is left as it is)")
     runs = []
     for log in time_logs:
         if not Path(log).is_file():
@@ -130,7 +134,6 @@ def publish(cfg, run_dir: Path, dest: Path, time_logs: Sequence[Path] = (), read
     prov["files"]["rows.parquet"] = TRIMMED_SCHEMA
     atomic_write_text(dest / "provenance.json", json.dumps(prov, indent=2))
 
-    own = dest / "README.md"
     if (dest / "paper.yaml").is_file():
         table = claims_table(dest)
         for readme in ([own] if own.is_file() else []) + [Path(r) for r in readmes]:
@@ -202,9 +205,13 @@ def claims_table(folder: Path, records: Optional[List[Dict[str, Any]]] = None) -
     return "\n".join(lines)
 
 
+def _has_markers(text: str) -> bool:
+    return TABLE_START in text and TABLE_END in text
+
+
 def with_claims_table(text: str, table: str) -> str:
     """``text`` with the block between :data:`TABLE_START` and :data:`TABLE_END` replaced by ``table``."""
-    if TABLE_START not in text or TABLE_END not in text:
+    if not _has_markers(text):
         raise UserError(f"the README has no claims-table markers; put the lines {TABLE_START!r} and {TABLE_END!r} "
                         "where the table goes")
     head, rest = text.split(TABLE_START, 1)
@@ -213,6 +220,6 @@ def with_claims_table(text: str, table: str) -> str:
 
 def claims_block(text: str) -> str:
     """The claims table a README holds between its markers ('' without them)."""
-    if TABLE_START not in text or TABLE_END not in text:
+    if not _has_markers(text):
         return ""
     return text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
