@@ -10,6 +10,8 @@ Images: the first Fashion-MNIST test images, colourised (a random foreground col
 over a smooth two-colour background gradient, so hue/saturation corruptions have colour to act
 on), as RGB uint8, resized (bilinear, antialiased) to 224 px and kept at 28 px.
 
+* Both sides run in one process with the synthclone CLI's malloc settings (:mod:`synthclone.allocator`:
+  freed blocks stay mapped for reuse; ``--default-malloc`` keeps glibc's defaults).
 * Throughput at batch 64, severity 3: synthclone corrupts the batch in one call (which works
   through it in cache-sized chunks internally); the reference runs its per-image function over the
   same 64 images (the way its README uses it), stopping early after a time budget for the slow ones
@@ -655,7 +657,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads2", action="store_true",
                    help="also time synthclone with torch at 2 threads (extra column; the ratio stays 1 vs 1 thread)")
     p.add_argument("--device", default="cpu", help="where synthclone corrupts: cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="keep glibc's default malloc settings instead of the synthclone CLI's (synthclone.allocator)")
     args = p.parse_args(argv)
+    if not args.default_malloc:
+        # the probe runs inside the synthclone CLI, which sets these at start; both sides share the process
+        from synthclone.allocator import retain_freed_memory
+
+        retained = retain_freed_memory()
+    else:
+        retained = False
 
     from synthclone.device import resolve_device
     from synthclone.errors import UserError
@@ -676,7 +687,8 @@ def main(argv=None) -> int:
     severities = [1, 2, 3, 4, 5]
 
     print("## Corruptions: synthclone vs imagecorruptions " + getattr(ref, "__version__", "1.1.2") + "\n")
-    print(f"machine: {machine_line()}; synthclone on {device}\n")
+    print(f"machine: {machine_line()}; synthclone on {device}; malloc: "
+          + ("the synthclone CLI's settings (synthclone.allocator), both sides" if retained else "glibc's defaults") + "\n")
     import cv2
 
     print(f"reference shims (benchmark only): {'; '.join(shims) or 'none'}; OpenCV threads: {cv2.getNumThreads()}\n")

@@ -28,16 +28,82 @@ def test_fft_convolution_equals_the_direct_one():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 90, 77, generator=g)
     kernel = torch.rand(13, 11, generator=g)  # asymmetric: catches a missing flip
-    assert torch.allclose(C._conv_same_fft(x, kernel), _direct_conv(x, kernel), atol=2e-5)
-    assert torch.allclose(C._conv_same_fft(x, kernel, "replicate"), _direct_conv(x, kernel, "replicate"), atol=2e-5)
+    for mode in ("reflect", "replicate"):
+        direct = _direct_conv(x, kernel, mode)
+        assert C._cpu_large(x)  # OpenCV's DFT
+        assert torch.allclose(C._conv_same_fft(x, kernel, mode), direct, atol=2e-5)
+        # torch.fft, the GPU's path, at the same and at a longer transform
+        for size in [(C._fft_len(90 + 12), C._fft_len(77 + 10)), (128, 96)]:
+            assert torch.allclose(C._conv_same_fft_torch(x, kernel, mode, size), direct, atol=2e-5)
 
 
-@pytest.mark.parametrize("sigma", [0.7, 3.0, 9.0])  # shifted sums, shifted sums, matrix products
+@pytest.mark.parametrize("sigma", [0.7, 3.0, 9.0])  # torch: shifted sums, shifted sums, matrix products
 def test_gaussian_filter_equals_the_direct_separable_convolution(sigma):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 2, 96, 80, generator=g)
     k = C._gauss1d(sigma, max_radius=79)
-    assert torch.allclose(C.gaussian_filter(x, sigma), _direct_conv(x, torch.outer(k, k)), atol=2e-5)
+    direct = _direct_conv(x, torch.outer(k, k))
+    assert C._cpu_large(x)  # OpenCV's kernel
+    assert torch.allclose(C.gaussian_filter(x, sigma), direct, atol=2e-5)
+    assert torch.allclose(C._gaussian_filter_torch(x, sigma), direct, atol=2e-5)  # the GPU's path
+    small = x[..., :40, :40]
+    assert not C._cpu_large(small)
+    k = C._gauss1d(sigma, max_radius=39)
+    assert torch.allclose(C.gaussian_filter(small, sigma), _direct_conv(small, torch.outer(k, k)), atol=2e-5)
+
+
+def test_opencv_kernels_equal_the_torch_steps():
+    # every step OpenCV runs on the CPU at large sizes against the torch steps the GPU and small images run
+    from synthclone.robustness import cpu_kernels
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 3, 96, 80, generator=g)
+    sigma = 2.5
+    r = int(math.ceil(4 * sigma))
+    replicated = C._gaussian_filter_torch(F.pad(x, (r, r, r, r), mode="replicate"), sigma)[..., r:-r, r:-r]
+    assert torch.allclose(C._blur_replicated(x, sigma), replicated, atol=2e-6)
+    field = torch.rand(2, 96, 80, 2, generator=g)
+    taps = C._gauss1d(sigma, 3.0).tolist()
+    by_plane = C._gaussian_filter_torch(field.permute(0, 3, 1, 2), sigma, 3.0).permute(0, 2, 3, 1)
+    assert torch.allclose(cpu_kernels.separable_filter_channels_last(field, taps), by_plane, atol=2e-6)
+    for size in [(57, 40), (48, 40), (13, 11)]:  # fractional, integer and coarse footprints
+        small = torch.matmul(C._area_matrix(size[0], 96), torch.matmul(x, C._area_matrix(size[1], 80).T))
+        torch_path = F.interpolate(small, size=(96, 80), mode="nearest-exact")
+        assert torch.allclose(cpu_kernels.pixelate(x, size), torch_path, atol=1e-6)
+    noise = C._blur_replicated(torch.randn(2, 1, 96, 128, generator=g) * 0.3 + 0.65, 3.0)
+    u = (noise * (noise >= 0.68)).mul(255).floor()
+    edges = C._drop_edges(u)
+    assert edges.sum() > 100 and torch.equal(cpu_kernels.canny_edges(u, C._CANNY_HIGH), edges)
+    dist = C._edge_distance(edges, 20)
+    shade = C._box3(C._emboss(C._equalize(C._box3(dist).floor_(), 21))).round_()
+    assert torch.equal(cpu_kernels.drop_shading(dist), shade)
+
+
+def test_jpeg_is_pils():
+    # the reference's JPEG is PIL's save / open at the same quality: bit for bit (both libjpeg-turbo)
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(8)
+    levels = F.interpolate(torch.rand(2, 3, 24, 20, generator=g), size=(96, 80), mode="bilinear")
+    x = levels.mul(255).round_().div_(255)
+    for i in range(2):
+        for channels in (3, 1):
+            pixels = x[i, :channels].mul(255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, "JPEG", quality=15)  # severity 3
+            theirs = np.asarray(Image.open(buf)).astype(np.float32) / 255
+            one = x[i:i + 1, :channels]
+            assert C._cpu_large(one)  # OpenCV's codec; torchvision's runs small and GPU images
+            ours = C.jpeg_compression(one, 3, g)[0].permute(1, 2, 0).squeeze(-1).numpy()
+            assert np.array_equal(ours, theirs)
+            small = one[..., :40, :40]
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(pixels[:40, :40])).save(buf, "JPEG", quality=80)  # small table, severity 1
+            theirs = np.asarray(Image.open(buf)).astype(np.float32) / 255
+            assert np.array_equal(C.jpeg_compression(small, 1, g)[0].permute(1, 2, 0).squeeze(-1).numpy(), theirs)
 
 
 def test_motion_blur_shifted_sums_equal_the_dense_line_kernels():
@@ -155,14 +221,24 @@ def test_empty_output_is_a_plain_writable_tensor():
         assert float(t.sum()) == pytest.approx(0.25 * t.numel())
 
 
+@pytest.mark.parametrize("size", [40, 72])  # torch's paths; OpenCV's (on the CPU above 64 px)
 @pytest.mark.parametrize("n", [1, 5])  # one chunk, and several (chunks of 2, 2, 1)
-def test_corrupt_into_a_given_buffer_equals_a_fresh_result(monkeypatch, n):
-    monkeypatch.setattr(C, "CHUNK_VALUES", 2 * 3 * 40 * 40)
-    x = torch.rand(n, 3, 40, 40, generator=torch.Generator().manual_seed(12))
-    for name in ("gaussian_noise", "pixelate", "spatter"):
+def test_corrupt_into_a_given_buffer_equals_a_fresh_result(monkeypatch, n, size):
+    # the corruptions in WRITES_OUT write straight into corrupt()'s buffer, the others are copied there;
+    # a buffer that is x itself (in place) or not contiguous takes the copy
+    monkeypatch.setattr(C, "CHUNK_VALUES", 2 * 3 * size * size)
+    assert C.WRITES_OUT >= set(C.ALL) - {"shot_noise", "defocus_blur", "elastic_transform"}
+    x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(12)).mul_(255).round_().div_(255)
+    for name in C.ALL:
         fresh = C.corrupt(x, name, 2, torch.Generator().manual_seed(1))
         buf = torch.full_like(x, -1.0)
         assert C.corrupt(x, name, 2, torch.Generator().manual_seed(1), out=buf) is buf
         assert torch.equal(buf, fresh), name
+        strided = torch.full((n, 3, size, size + 1), -1.0)[..., :size]
+        C.corrupt(x, name, 2, torch.Generator().manual_seed(1), out=strided)
+        assert torch.equal(strided, fresh), name
+        same = x.clone()
+        C.corrupt(same, name, 2, torch.Generator().manual_seed(1), out=same)
+        assert torch.equal(same, fresh), name
     with pytest.raises(ValueError, match="out must be float32"):
-        C.corrupt(x, "contrast", 1, torch.Generator(), out=torch.empty(n, 3, 40, 41))
+        C.corrupt(x, "contrast", 1, torch.Generator(), out=torch.empty(n, 3, size, size + 1))

@@ -9,7 +9,8 @@ what CUDA checks: no CPU tensor of one or more dimensions meets a device tensor 
 a little stricter than CUDA, which also takes CPU index tensors), and no CPU generator drives a
 device op. So the code runs exactly its GPU path (pinned buffers and all), raises where a GPU
 would raise, and gives numbers that must equal the CPU run's bit for bit: the random numbers are
-drawn on the CPU in the same order either way. (FakeTensorMode checks devices too but has no data,
+drawn on the CPU in the same order either way (up to float rounding for the corruptions whose CPU run
+takes OpenCV's kernels, ``corruption_ops.OPENCV_ON_CPU``, on large images). (FakeTensorMode checks devices too but has no data,
 so it cannot run ``.tolist()``, ``nonzero`` or the JPEG codec.)
 
 Limits: the autograd engine insists on a real GPU, so in the attack test the one call into it
@@ -159,8 +160,14 @@ def test_every_corruption_runs_on_the_device_and_matches_the_cpu(on_gpu, shape):
             except Exception as e:  # noqa: BLE001 — every op's failure is listed, not just the first
                 failures.append(f"{name} {sev}: {type(e).__name__}: {str(e)[:200]}")
                 continue
-            if where != GPU or dtype != torch.float32 or not torch.equal(back, cpu):
-                failures.append(f"{name} {sev}: on {where}, {dtype}, same values: {torch.equal(back, cpu)}")
+            same = torch.equal(back, cpu)
+            if not same and name in C.OPENCV_ON_CPU and shape[-1] > 64:
+                # OpenCV's kernels on the CPU, torch's on the GPU: equal up to float rounding, which a
+                # floor to uint8 levels (glass_blur) can turn into one level on a few values
+                d = (back - cpu).abs()
+                same = float(d.mean()) < 1e-6 and float(d.max()) <= 1.01 / 255 and float((d > 1e-4).float().mean()) < 1e-3
+            if where != GPU or dtype != torch.float32 or not same:
+                failures.append(f"{name} {sev}: on {where}, {dtype}, same values: {same}")
     assert not failures, "\n".join(failures)
 
 

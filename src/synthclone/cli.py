@@ -80,8 +80,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .allocator import retain_freed_memory
     from .progress import set_quiet, set_verbose
 
+    retain_freed_memory()  # batched image work reuses freed tensors' pages (synthclone.allocator)
     if args.quiet:
         set_quiet(True)
     set_verbose(args.verbose)
