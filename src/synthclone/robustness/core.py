@@ -422,6 +422,15 @@ def randn_on(shape, g: Optional[torch.Generator], device="cpu", dtype: torch.dty
     return _pinned(shape, dtype).normal_(0.0, 1.0, generator=g).to(device, non_blocking=True)
 
 
+def random_bits_on(n: int, g: Optional[torch.Generator], device="cpu") -> torch.Tensor:
+    """``n`` int64 words of 63 uniform random bits (``random_()``: [0, 2^63)) drawn on the CPU from ``g`` and
+    delivered to ``device`` (see :func:`rand_on`). Two 32-bit draws of the generator each: split into
+    fields, many small random integers per word."""
+    if not is_cuda(device):
+        return torch.empty(n, dtype=torch.int64).random_(generator=g).to(device)
+    return _pinned((n,), torch.int64).random_(generator=g).to(device, non_blocking=True)
+
+
 def randint_on(low: int, high: int, shape, g: Optional[torch.Generator], device="cpu") -> torch.Tensor:
     """``torch.randint(low, high, shape, generator=g)`` (int64) drawn on the CPU and delivered to ``device``."""
     if not is_cuda(device):
