@@ -75,6 +75,7 @@ def test_opencv_kernels_equal_the_torch_steps():
     edges = C._drop_edges(u)
     assert edges.sum() > 100 and torch.equal(cpu_kernels.canny_edges(u, C._CANNY_HIGH), edges)
     dist = C._edge_distance(edges, 20)
+    assert torch.allclose(cpu_kernels.edge_distance(edges, 20), dist, atol=1e-5)  # float path sums
     shade = C._box3(C._emboss(C._equalize(C._box3(dist).floor_(), 21))).round_()
     assert torch.equal(cpu_kernels.drop_shading(dist), shade)
 

@@ -161,7 +161,9 @@ def test_spatter_drop_shading_steps_are_opencvs():
         ref_edges = cv2.Canny(u[i, 0].numpy().astype(np.uint8), 50, 150) > 0
         assert ref_edges.sum() > 100
         assert (edges[i, 0].numpy() != ref_edges).sum() <= 0.002 * ref_edges.sum()
+        chamfer = np.minimum(cv2.distanceTransform((~edges[i, 0].numpy()).astype(np.uint8), cv2.DIST_L2, 5), 20)
+        assert np.allclose(dist[i, 0].numpy(), chamfer, atol=1e-5)  # the reference's 5x5 mask
         exact = np.minimum(distance_transform_edt(~edges[i, 0].numpy()), 20)
-        assert np.allclose(dist[i, 0].numpy(), exact, atol=1e-4)
+        assert 0 < np.abs(dist[i, 0].numpy() - exact).max() < 0.05 * 20  # about 2% from the Euclidean
         ref_eq = cv2.equalizeHist(levels[i, 0].numpy().astype(np.uint8))
         assert np.array_equal(equalized[i, 0].numpy(), ref_eq.astype(np.float32))

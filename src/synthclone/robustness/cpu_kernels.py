@@ -178,6 +178,20 @@ def canny_edges(levels: torch.Tensor, high: float) -> torch.Tensor:
     return out
 
 
+def edge_distance(edges: torch.Tensor, r: int) -> torch.Tensor:
+    """OpenCV's distance transform (DIST_L2, the 5x5 mask), float (N, 1, H, W), from every pixel to the
+    nearest of the bool ``edges`` (N, 1, H, W), cut at ``r``: the reference's step, which
+    :func:`~.corruption_ops._edge_distance` computes with torch."""
+    cv2 = _ready()
+    out = torch.empty(edges.shape, dtype=torch.float32)
+    not_edge = np.empty(edges.shape[-2:], dtype=np.uint8)
+    for src, dst in zip(edges.contiguous().numpy().reshape(-1, *edges.shape[-2:]), _planes(out)):
+        np.logical_not(src, out=not_edge.view(bool))  # 1 off the edges, 0 on them
+        cv2.distanceTransform(not_edge, cv2.DIST_L2, 5, dst=dst)
+        np.minimum(dst, np.float32(r), out=dst)
+    return out
+
+
 def drop_shading(dist: torch.Tensor) -> torch.Tensor:
     """The water drops' shading (N, 1, H, W), integer-valued float in 0..255, from the distance to the
     drop edges ``dist`` (N, 1, H, W), float, already cut: the reference's OpenCV steps after its
