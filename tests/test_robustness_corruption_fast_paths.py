@@ -125,7 +125,7 @@ def test_dyadic_fractal_equals_the_sum_of_upsampled_octaves():
     out = torch.zeros(2, 1, size, size)
     amp = 1.0
     for k in range(int(math.ceil(math.log2(size))) + 1):
-        noise = (torch.rand((2, 1, 2 ** k + 1, 2 ** k + 1), generator=g) * 2 - 1) * amp
+        noise = C._uniform16((2, 1, 2 ** k + 1, 2 ** k + 1), g, -amp, amp)
         out += F.interpolate(noise, size=(size, size), mode="bilinear", align_corners=True)
         amp /= decay
     lo, hi = out.amin(dim=(2, 3), keepdim=True), out.amax(dim=(2, 3), keepdim=True)
@@ -179,6 +179,24 @@ def test_shot_noise_uses_the_table_on_the_uint8_grid_and_poisson_off_it():
         assert torch.allclose(counts, counts.round(), atol=1e-4)  # integer photon counts
         assert counts.mean().item() == pytest.approx(60 * float(x[0, 0, 0, 0]), rel=0.01)
         assert counts.var().item() == pytest.approx(60 * float(x[0, 0, 0, 0]), rel=0.06)
+
+
+def test_coarse_uniforms_and_coin_flips_are_uniform():
+    g = torch.Generator().manual_seed(13)
+    u = C._uniform16((400_000,), g, -2.0, 2.0)
+    assert float(u.min()) > -2 and float(u.max()) < 2
+    assert len(torch.unique(u)) > 60_000  # 2^16 levels, nearly all hit
+    counts = torch.histc(u, bins=64, min=-2, max=2)
+    expected = len(u) / 64
+    assert float(((counts - expected) ** 2 / expected).sum()) < 63 + 6 * math.sqrt(2 * 63)  # chi-square, 63 dof
+    assert float(u.mean()) == pytest.approx(0.0, abs=5 * (4 / math.sqrt(12)) / math.sqrt(len(u)))
+    for lane in range(3):  # each 16-bit field of the draws on its own
+        part = u[lane::3]
+        assert abs(float((part > 0).float().mean()) - 0.5) < 5 * 0.5 / math.sqrt(len(part))
+    flips = C._coin_flips(100_003, g).float()
+    assert flips.shape == (100_003,) and float(flips.mean()) == pytest.approx(0.5, abs=5 * 0.5 / math.sqrt(len(flips)))
+    assert float((flips[1:] == flips[:-1]).float().mean()) == pytest.approx(0.5, abs=0.01)  # neighbours independent
+    assert float(flips[62::63].mean()) == pytest.approx(0.5, abs=0.03)  # the last bit of each word too
 
 
 def test_bernoulli_positions():
