@@ -6,7 +6,8 @@ the ``imagecorruptions`` package, which breaks on current numpy / scikit-image a
 Every function has the signature ``fn(x, severity, g) -> x'`` with ``x`` float (N, C, H, W) in
 [0, 1], C = 1 (grayscale) or 3 (RGB), ``severity`` in 1..5 and ``g`` a ``torch.Generator`` that
 supplies all randomness (same generator state -> same output). The result has the same shape and
-lies in [0, 1].
+lies in [0, 1]. Those in :data:`WRITES_OUT` also take ``out=``, a float32 tensor of ``x``'s shape not
+overlapping it, and write their result there.
 
 Devices: ``x`` may be on any device and the result is computed and returned there. ``g`` is a CPU
 generator wherever ``x`` is: every random number is drawn on the CPU in the same order and moved
