@@ -15,10 +15,10 @@ generator wherever ``x`` is: every random number is drawn on the CPU in the same
 the CPU and cached per device, so a seed gives the same corruption on a GPU as on the CPU up to
 float rounding. Two steps stay on the CPU by nature: JPEG coding (libjpeg-turbo; a GPU codec would give
 other images) and ``torch.poisson`` for the rare inputs that are not uint8 levels. On the CPU, above
-64 px, the plain image filters among the steps (the separable Gaussian, the area resize, JPEG coding,
-the water drops' Canny edges and shading) run in OpenCV's kernels (:mod:`.cpu_kernels`, 1.5-3.5x
-faster than the torch ops there), which compute what the torch ops compute: the tests hold each pair
-equal up to float rounding (the integer steps exactly). :func:`corrupt`
+64 px, the plain image filters among the steps (the separable Gaussian, defocus's DFT convolution,
+the area resize, JPEG coding, the water drops' Canny edges, distance and shading) run in OpenCV's
+kernels (:mod:`.cpu_kernels`, which gives the measured gains), which compute what the torch ops
+compute: the tests hold each pair equal up to float rounding (the integer steps exactly). :func:`corrupt`
 works through a batch in chunks of :data:`CHUNK_VALUES` on every device, because the chunks decide
 the order in which random numbers are drawn.
 
@@ -49,7 +49,7 @@ Deviations from the reference implementations (documented because results differ
   branching ice veins over a faint haze, tinted white-blue in RGB; blended as ``a * x + b * frost``
   with the published ``(a, b)``.
 * ``spatter``: above 64 px the imagecorruptions package's definition, its OpenCV steps redone in
-  batched torch (:func:`_water_drops`; on the CPU OpenCV runs them but for the distance): the liquid layer (normal noise, Gaussian-blurred with
+  batched torch (:func:`_water_drops`; on the CPU OpenCV runs them): the liquid layer (normal noise, Gaussian-blurred with
   replicated borders as skimage does, cut below ``thr``) in uint8 levels; the drops' edges by Canny
   (Sobel, non-maximum suppression, the upper threshold; the hysteresis adds nothing on this layer);
   the distance to them as OpenCV's 5x5 mask measures it (the reference's call), cut at 20 px, a 3x3 box
@@ -206,14 +206,20 @@ def _gauss1d(sigma: float, truncate: float = 4.0, max_radius: int = 10_000) -> t
     return k / k.sum()
 
 
-def gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0, out=None) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with reflect padding; ``sigma`` in pixels, the kernel cut at
-    ``truncate`` sigmas; written into ``out`` when given (a new tensor otherwise, never ``x`` itself)."""
+def gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0, out=None, mode: str = "reflect") -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W); ``sigma`` in pixels, the kernel cut at ``truncate`` sigmas,
+    borders extended by ``mode``: ``"reflect"`` (d c b | a b c d) or ``"replicate"`` (a a a | a b c d,
+    scipy's 'nearest'); written into ``out`` when given (a new tensor otherwise, never ``x`` itself)."""
+    if mode not in ("reflect", "replicate"):
+        raise ValueError(f"gaussian_filter mode must be 'reflect' or 'replicate', got {mode!r}")
     if sigma <= 0:
         return x.clone() if out is None else out.copy_(x)
-    if _cpu_large(x):  # OpenCV's separable filter, the same taps and borders (1.8-3.5x faster at 224 px)
+    if _cpu_large(x):  # OpenCV's separable filter, the same taps and borders (1.8-3.3x faster at 224 px)
         taps = _gauss1d(sigma, truncate, max_radius=min(x.shape[-2:]) - 1).tolist()
-        return cpu_kernels.separable_filter(x, taps, out=out)
+        return cpu_kernels.separable_filter(x, taps, mode, out=out)
+    if mode == "replicate":  # replicated margins wide enough that the reflected borders fall in them
+        r = int(math.ceil(truncate * sigma))
+        return _into(out, _gaussian_filter_torch(F.pad(x, (r, r, r, r), mode="replicate"), sigma, truncate)[..., r:-r, r:-r])
     return _into(out, _gaussian_filter_torch(x, sigma, truncate))
 
 
@@ -302,7 +308,7 @@ def _kernel_spectrum(key: bytes, kh: int, kw: int, fh: int, fw: int, device: str
 def _conv_same_fft(x: torch.Tensor, kernel: torch.Tensor, mode: str = "reflect", out=None) -> torch.Tensor:
     """:func:`_conv_same` through the FFT: pad as it does, then a circular convolution long enough
     that no output pixel wraps around (so the result is the same up to float rounding). On the CPU
-    above 64 px OpenCV's DFT does it (:func:`.cpu_kernels.correlate_dft`, measured 1.3-1.5x faster)."""
+    above 64 px OpenCV's DFT does it (:func:`.cpu_kernels.correlate_dft`; defocus_blur 1.1x faster)."""
     kh, kw = kernel.shape
     ph, pw = kh // 2, kw // 2
     h, w = x.shape[-2:]
@@ -913,10 +919,7 @@ def _elastic_imagenet(x: torch.Tensor, alpha: float, g: torch.Generator) -> torc
     # the map to pixels and then to grid units (2 over w columns, h rows) is one pass at the end; 16 bits
     # of resolution per draw, as the smoothing averages some 60 of them
     u = _uniform16((n, h, w, 2), g, 0.0, 1.0, x.device)
-    if _cpu_large(x):
-        u = cpu_kernels.separable_filter_channels_last(u, _gauss1d(sigma, 3.0, max_radius=min(h, w) - 1).tolist())
-    else:
-        u = gaussian_filter(u.permute(0, 3, 1, 2), sigma, truncate=3.0).permute(0, 2, 3, 1)
+    u = gaussian_filter(u.permute(0, 3, 1, 2), sigma, truncate=3.0).permute(0, 2, 3, 1)
     pixels = 2 * ELASTIC_MAX_D * h * alpha  # displacement in pixels per unit of u
     if h == w:  # one scalar (a broadcast (2,) multiply was measured 5x slower than this add)
         k = pixels * 2.0 / w
@@ -1100,13 +1103,7 @@ def _blur_replicated(x: torch.Tensor, sigma: float) -> torch.Tensor:
     ``mode='nearest'``, which the reference's skimage ``gaussian`` uses). On white noise this widens the
     blurred noise's spread along the image border, so drops gather there; reflected borders gave 12%
     less effect at severity 1 (sigma 4)."""
-    if sigma <= 0:
-        return x
-    if _cpu_large(x):
-        return cpu_kernels.separable_filter(x, _gauss1d(sigma, max_radius=min(x.shape[-2:]) - 1).tolist(),
-                                            cpu_kernels.REPLICATE)
-    r = int(math.ceil(4.0 * sigma))  # gaussian_filter's radius: its own borders fall in the margin
-    return gaussian_filter(F.pad(x, (r, r, r, r), mode="replicate"), sigma)[..., r:-r, r:-r]
+    return gaussian_filter(x, sigma, mode="replicate")
 
 
 def _blurred_spread(sigma: float) -> float:

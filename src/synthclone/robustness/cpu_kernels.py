@@ -68,25 +68,19 @@ def _output(x: torch.Tensor, out) -> torch.Tensor:
 def separable_filter(x: torch.Tensor, taps: Sequence[float], mode: str = REFLECT_101, out=None) -> torch.Tensor:
     """Correlate every (H, W) plane of float32 (N, C, H, W) ``x`` with the odd 1-D kernel ``taps``
     along the rows, then along the columns, borders extended by ``mode``; 'same' output (into ``out``
-    when given)."""
+    when given). An ``x`` stored channels last (a permuted view of (N, H, W, C), C <= 4) is filtered
+    as it lies, one OpenCV call per image, and the result is stored the same way."""
     cv2 = _ready()
     k = np.asarray(taps, dtype=np.float32)
+    border = _border(mode)
+    nhwc = x.permute(0, 2, 3, 1)
+    if out is None and x.shape[1] <= 4 and not x.is_contiguous() and nhwc.is_contiguous():
+        result = torch.empty_like(nhwc)
+        for src, dst in zip(nhwc.numpy(), result.numpy()):
+            cv2.sepFilter2D(src, -1, k, k, dst=dst, borderType=border)
+        return result.permute(0, 3, 1, 2)
     out = _output(x, out)
-    border = _border(mode)
     for src, dst in zip(_planes(x), _planes(out)):
-        cv2.sepFilter2D(src, -1, k, k, dst=dst, borderType=border)
-    return out
-
-
-def separable_filter_channels_last(x: torch.Tensor, taps: Sequence[float], mode: str = REFLECT_101) -> torch.Tensor:
-    """:func:`separable_filter` of float32 (N, H, W, C) ``x`` (channels last, C <= 4) over H and W: one
-    OpenCV call per image."""
-    cv2 = _ready()
-    k = np.asarray(taps, dtype=np.float32)
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    border = _border(mode)
-    for src, dst in zip(x.numpy(), out.numpy()):
         cv2.sepFilter2D(src, -1, k, k, dst=dst, borderType=border)
     return out
 
