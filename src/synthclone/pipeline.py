@@ -33,27 +33,43 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
-def reset_peak_memory() -> str:
+def reset_peak_memory(proc: Path = Path("/proc/self")) -> str:
     """Start a fresh peak-resident-memory reading for this process; returns what the next
-    :func:`peak_memory_mib` measures: ``"stage"`` where Linux lets the peak be reset
-    (``/proc/self/clear_refs``), else ``"run so far"`` (the process's peak since it started)."""
+    :func:`peak_memory_mib` measures: ``"stage"`` where Linux resets the peak (``clear_refs``),
+    else ``"run so far"`` (the process's peak since it started). The reset is checked, not assumed:
+    a kernel or sandbox that accepts the write but keeps the old peak (seen in CI) gives ``"run so
+    far"``, since right after a real reset the peak is the resident size."""
     try:
-        with open("/proc/self/clear_refs", "w") as f:
+        with open(proc / "clear_refs", "w") as f:
             f.write("5")
-        return "stage"
+        status = _status_kib(proc, ("VmHWM", "VmRSS"))
     except OSError:
         return "run so far"
+    if len(status) < 2 or status["VmHWM"] - status["VmRSS"] > _RESET_SLACK_KIB:
+        return "run so far"
+    return "stage"
 
 
-def peak_memory_mib() -> float:
+_RESET_SLACK_KIB = 16 * 1024  # memory other threads may free between the reset and the reading
+
+
+def _status_kib(proc: Path, fields: tuple) -> Dict[str, int]:
+    """The named ``kB`` fields of ``proc/status``."""
+    found = {}
+    with open(proc / "status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in fields:
+                found[name] = int(value.split()[0])
+    return found
+
+
+def peak_memory_mib(proc: Path = Path("/proc/self")) -> float:
     """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where /proc is missing).
     Worker processes a stage starts are not counted."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
+        return round(_status_kib(proc, ("VmHWM",))["VmHWM"] / 1024, 1)
+    except (OSError, KeyError):
         pass
     import resource
     import sys
