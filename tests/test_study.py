@@ -76,8 +76,11 @@ def test_second_run_reuses_every_stage(tiny_run):
     assert main(["-q", "run", str(cfg), "--out", str(run_dir)]) == 0
     stages = json.loads((run_dir / "stages.json").read_text())
     assert stages and all(s["cached"] for s in stages)
-    # the first run's wall time and peak memory per stage are kept through the cached rerun
-    assert all(s["seconds"] >= 0 and s["peak_mib"] > 50 and s["peak_of"] == "stage" for s in stages)
+    # the first run's wall time and peak memory per stage are kept through the cached rerun, with
+    # what the peak covers on this machine (CI's kernel keeps the old peak: "run so far")
+    from synthclone.pipeline import reset_peak_memory
+
+    assert all(s["seconds"] >= 0 and s["peak_mib"] > 50 and s["peak_of"] == reset_peak_memory() for s in stages)
     after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*.parquet")}
     assert before == after  # nothing rewritten
     log = (run_dir / "run.log").read_text().splitlines()  # both runs, though -q kept stderr quiet

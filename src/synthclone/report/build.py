@@ -497,12 +497,12 @@ def build_report(cfg, run_dir: Path, inputs: Dict[str, Any], models: Sequence[An
     stage_file = Path(run_dir) / "stages.json"
     if stage_file.is_file():
         timing = json.loads(stage_file.read_text())
-        doc.add(Table(["stage", "seconds", "peak MiB", "cached"],
-                      [[t["stage"], t["seconds"], t.get("peak_mib"), t["cached"]] for t in timing],
+        doc.add(Table(["stage", "seconds", "peak MiB", "peak of", "cached"],
+                      [[t["stage"], t["seconds"], t.get("peak_mib"), t.get("peak_of"), t["cached"]] for t in timing],
                       caption="Stages of this run (before the report): wall time, and the synthclone process's peak "
-                              "resident memory during the stage (worker processes not counted; measured from the "
-                              "stage's start where Linux allows, else the run's peak so far); cached = reused from "
-                              "an earlier run"))
+                              "resident memory (worker processes not counted), measured from the stage's start "
+                              "('stage') where Linux resets the peak, else the run's peak so far ('run so far'); "
+                              "cached = reused from an earlier run"))
     doc.add(Paragraph(f"Run directory: {run_dir}. Per-sample rows: {folder / 'rows.parquet'}; headline numbers: "
                       f"{folder / 'summary.json'}; findings: {folder / 'findings.json'}.", css="note"))
     return write(doc, folder, cfg.report.formats)
