@@ -120,6 +120,14 @@ def test_motion_blur_shifted_sums_equal_the_dense_line_kernels():
         assert torch.allclose(fast[i:i + 1], dense, atol=2e-6)
 
 
+@pytest.mark.parametrize("cells", [2, 3, 9, 129])
+def test_dyadic_refinement_is_bilinear_upsampling(cells):
+    c = torch.rand(2, 1, cells, cells + 4, generator=torch.Generator().manual_seed(cells))
+    size = (2 * cells - 1, 2 * cells + 7)
+    exact = F.interpolate(c.double(), size=size, mode="bilinear", align_corners=True)
+    assert torch.allclose(C._refine_dyadic(c).double(), exact, rtol=0, atol=1.5e-7)  # float32 rounding
+
+
 def test_dyadic_fractal_equals_the_sum_of_upsampled_octaves():
     size, decay = 40, 1.7
     fast = C._fractal(2, size, decay, torch.Generator().manual_seed(3))

@@ -170,8 +170,9 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luminance (N, 1, H, W)."""
     if x.shape[1] == 1:
         return x
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    # channel by channel (a broadcast multiply by a (1, 3, 1, 1) weight and a sum over channels took
+    # 2.5x as long in isolation and up to 25x inside snow)
+    return torch.mul(x[:, 0:1], 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
 
 
 def _color(x: torch.Tensor, rgb: Sequence[float]) -> torch.Tensor:
@@ -362,6 +363,20 @@ def _zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     return out.view(n, c, h, w)
 
 
+def _refine_dyadic(c: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling of (..., h, w) node values to (..., 2h - 1, 2w - 1) with the corners aligned: the
+    old nodes kept, each new one the mean of its two or four neighbours. What
+    ``F.interpolate(.., mode="bilinear", align_corners=True)`` computes at this size, up to float rounding
+    (bit for bit at 129 -> 257), in plain strided adds: 0.23 vs 0.29 ms for three 129 -> 257 fields."""
+    h, w = c.shape[-2:]
+    out = c.new_empty(*c.shape[:-2], 2 * h - 1, 2 * w - 1)
+    rows = out[..., ::2, :]
+    rows[..., ::2] = c
+    rows[..., 1::2].copy_(c[..., :-1]).add_(c[..., 1:]).mul_(0.5)
+    out[..., 1::2, :].copy_(out[..., :-2:2, :]).add_(out[..., 2::2, :]).mul_(0.5)
+    return out
+
+
 def _fractal(n: int, size: int, decay: float, g: torch.Generator, device="cpu") -> torch.Tensor:
     """Octave noise (n, 1, size, size) in [0, 1] on ``device``: amplitude falls by ``decay`` per octave."""
     levels = max(1, int(math.ceil(math.log2(size))))
@@ -374,8 +389,7 @@ def _fractal(n: int, size: int, decay: float, g: torch.Generator, device="cpu") 
         # to this octave's grid (a dyadic refinement: every coarse node is a fine node, and bilinear
         # interpolation reproduces a bilinear patch exactly), plus this octave, upsampled once at the
         # end — same field, a fraction of the work.
-        acc = noise if acc is None else F.interpolate(acc, size=(cells, cells), mode="bilinear",
-                                                      align_corners=True).add_(noise)
+        acc = noise if acc is None else _refine_dyadic(acc).add_(noise)
         amp /= decay
     out = F.interpolate(acc, size=(size, size), mode="bilinear", align_corners=True)
     lo = out.amin(dim=(2, 3), keepdim=True)
@@ -454,8 +468,8 @@ def _bernoulli_positions(total: int, p: float, g: torch.Generator) -> torch.Tens
         m = int(mean + 6 * math.sqrt(mean) + 16)  # enough gaps to pass `total` nearly always
         u = torch.rand(m, generator=g, dtype=torch.float64)
         gaps = torch.log1p(u.neg_()).div_(log_q).floor_().long()  # failures before each hit; 1 - u in (0, 1]
-        pos = gaps.add_(1).cumsum_(0).add_(start - 1)
-        keep = pos[pos < total]
+        pos = gaps.add_(1).cumsum_(0).add_(start - 1)  # increasing: the hits below total are a prefix
+        keep = pos[:int(torch.searchsorted(pos, total))]  # (a boolean mask took 0.27 of 0.9 ms a chunk)
         parts.append(keep)
         if len(keep) < m:
             break
