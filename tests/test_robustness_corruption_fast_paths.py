@@ -160,6 +160,22 @@ def test_chunked_random_corruptions_are_deterministic_and_differ_per_image(monke
     assert not torch.equal(a[0], a[1])  # each chunk draws its own noise
 
 
+@pytest.mark.parametrize("c", [3.0, 60.0])
+def test_two_level_poisson_table_is_inversion_at_every_16_bit_step(c):
+    cells, rows = C._poisson_table(c)
+    K = int(c + 12 * math.sqrt(c) + 30)
+    mids = (torch.arange(2 ** 16, dtype=torch.float64) + 0.5) / 2 ** 16
+    for lvl in [0, 1, 128, 255]:
+        lam = lvl * c / 255
+        ks = torch.arange(K, dtype=torch.float64)
+        pmf = torch.exp(ks * math.log(max(lam, 1e-300)) - lam - torch.lgamma(ks + 1))
+        cdf = (pmf / pmf.sum()).cumsum(0) if lvl else torch.ones(K, dtype=torch.float64)
+        cdf[-1] = 1.0
+        step = torch.arange(2 ** 16, dtype=torch.int32) + lvl * 2 ** 16
+        got = rows[cells[step >> 6] + (step & 63)]
+        assert torch.equal(got.long(), torch.searchsorted(cdf, mids, right=True))
+
+
 @pytest.mark.parametrize("c", [3.0, 12.0, 60.0, 500.0])
 def test_table_poisson_sampler_is_poisson(c):
     g = torch.Generator().manual_seed(6)

@@ -477,64 +477,67 @@ def _bernoulli_positions(total: int, p: float, g: torch.Generator) -> torch.Tens
     return torch.cat(parts)
 
 
-_POISSON_CELLS = 1024  # guide-table cells per rate
+_POISSON_STEPS = 1 << 16  # the uniform's resolution: inversion at the midpoints of 2^16 equal steps of [0, 1)
+_POISSON_SUB = 64  # steps per first-level cell (so 1,024 cells per rate)
 
 
 @functools.lru_cache(maxsize=32)
-def _poisson_table(c: float, device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor, int]:
-    """Inverse-CDF guide tables of Poisson(l * c / 255) for the 256 levels l, on ``device``.
+def _poisson_table(c: float, device: str = "cpu") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Two-level inverse-CDF tables of Poisson(l * c / 255) for the 256 levels l, on ``device``.
 
-    Returns (table, cdf, K): ``table`` (256 * G,) int16 holds, for level l and cell j, the sample
-    value shared by every u in [j / G, (j + 1) / G) — or -1 when a CDF step falls inside the cell;
-    ``cdf`` (256 * K,) float64 is each level's CDF plus l (so one flat, sorted array serves every
-    level); K is the support size (the mass beyond it is below 1e-16).
+    The sample for step m of level l (u at the step's midpoint (m + 0.5) / 2^16) is
+    ``rows[cells[(l * 2^16 + m) >> 6] + (m & 63)]``: ``cells`` (256 * 1024,) int32 holds each cell's
+    offset into ``rows`` (int16), rows of 64 samples — one shared row of 64 equal values per sample value
+    for the cells a CDF step does not cross, and a row of its own for each cell that one crosses. So every
+    value takes two look-ups and no branch. The support is cut where the mass beyond is below 1e-16.
     """
     if device != "cpu":
-        table, cdf, K = _poisson_table(c)
-        return table.to(device), cdf.to(device), K
+        cells, rows = _poisson_table(c)
+        return cells.to(device), rows.to(device)
     K = int(c + 12 * math.sqrt(c) + 30)
-    G = _POISSON_CELLS
     ks = torch.arange(K, dtype=torch.float64)
     lam = torch.arange(256, dtype=torch.float64).view(-1, 1) * c / 255.0
     logp = ks * torch.log(lam.clamp(min=1e-300)) - lam - torch.lgamma(ks + 1)
     pmf = torch.where(lam > 0, logp.exp(), (ks == 0).to(torch.float64).expand(256, K))
     cdf = (pmf / pmf.sum(1, keepdim=True)).cumsum(1)
     cdf[:, -1] = 1.0
-    edges = torch.arange(G + 1, dtype=torch.float64) / G
-    # the sample for u is min{k : cdf[k] > u}; a cell is decided when its two ends agree
-    first = torch.searchsorted(cdf, edges[:-1].expand(256, G).contiguous(), right=True)
-    last = torch.searchsorted(cdf, edges[1:].expand(256, G).contiguous(), right=False)
-    table = torch.where(first == last, first, torch.full_like(first, -1)).to(torch.int16).flatten()
-    return table, (cdf + torch.arange(256, dtype=torch.float64).view(-1, 1)).flatten(), K
+    # min{k : cdf[k] > u} = #{k : cdf[k] <= u}, and cdf[k] <= (m + 0.5) / 2^16 exactly when m >= t_k =
+    # ceil(cdf[k] 2^16 - 0.5) (exact in float64): the samples of all steps are a running count of the t_k
+    steps = _POISSON_STEPS
+    t = torch.ceil(cdf * steps - 0.5).clamp_(0, steps).long()  # t = steps: never reached (cdf = 1)
+    samples = torch.empty(256, steps, dtype=torch.int16)
+    for lo in range(0, 256, 32):  # 32 levels at a time: 17 MB of counts
+        block = t[lo:lo + 32]
+        flat = (block + (steps + 1) * torch.arange(len(block)).view(-1, 1)).flatten()
+        counts = torch.bincount(flat, minlength=len(block) * (steps + 1)).view(len(block), steps + 1)
+        samples[lo:lo + 32] = counts[:, :steps].cumsum(1).to(torch.int16)
+    per_cell = samples.view(-1, _POISSON_SUB)
+    crossed = torch.nonzero((per_cell != per_cell[:, :1]).any(1)).squeeze(1)
+    cells = per_cell[:, 0].to(torch.int32).mul_(_POISSON_SUB)  # uncrossed: the shared row of its value
+    cells[crossed] = (K + torch.arange(len(crossed), dtype=torch.int32)) * _POISSON_SUB
+    shared = torch.arange(K, dtype=torch.int16).view(-1, 1).expand(K, _POISSON_SUB)
+    return cells, torch.cat([shared, per_cell[crossed]]).flatten()
 
 
 def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
     """Poisson(level * c / 255) samples (int16, ``level``'s shape) for integer-valued float ``level`` in 0..255.
 
-    Inversion u -> min{k : CDF(k) > u}, exact in distribution: 10 uniform random bits pick one of the
-    G = 2^10 equally likely cells of [0, 1); most cells lie inside one CDF step and give their value by
-    table look-up. The few that straddle a step (about K / G of them) draw a fresh float64 position
-    inside the cell and search the CDF. Several times faster than ``torch.poisson``, whose per-value
-    rejection loops dominate shot_noise. The bits come four to a 64-bit draw (its 16-bit lanes cut to
-    their low 10 bits): a quarter of the generator's work of one float32 uniform per value, and the
-    int32 cell indices take ``index_select`` (3.6x ``take``'s int64 gather here).
+    Inversion u -> min{k : CDF(k) > u} of a uniform u at 16-bit resolution (the midpoints of 2^16 equal
+    steps; every probability within 2^-16 of Poisson's, far below what a chi-square test over 200,000
+    samples sees), by two table look-ups (:func:`_poisson_table`) instead of ``torch.poisson``'s
+    per-value rejection loops, which dominated shot_noise. The 16 bits come three to a 64-bit draw (its
+    three low 16-bit lanes; the top one has 15 random bits). The sampler alone: 0.55 ms per 224-px image
+    against 0.83 ms for the exact one-level table this replaced, whose few straddling cells needed a
+    search and a scan of the whole batch to find them.
     """
-    table, cdf, K = _poisson_table(c, _dev(level))
-    G = _POISSON_CELLS
+    cells, rows = _poisson_table(c, _dev(level))
     n = level.numel()
-    # (the top lane's 10 low bits are bits 48-57 of the 63 random ones)
-    bits = random_bits_on((n + 3) // 4, g, level.device).view(torch.int16)[:n].bitwise_and(G - 1)
-    # level * G + the cell, exact in int32 and the same on every device
-    cell = level.reshape(-1).mul(G).to(torch.int32).add_(bits)
-    k = table.index_select(0, cell)
-    straddle = torch.nonzero(k < 0).squeeze(1)
-    if straddle.numel():
-        cells = cell[straddle].long()
-        lvl = torch.div(cells, G, rounding_mode="floor")
-        u = rand_on(straddle.numel(), g, level.device, torch.float64).add_(cells - lvl * G).div_(G)
-        found = torch.searchsorted(cdf, u.add_(lvl), right=True) - lvl * K
-        k[straddle] = found.clamp_(0, K - 1).to(torch.int16)
-    return k.view(level.shape)
+    words = random_bits_on((n + 2) // 3, g, level.device)
+    lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n]
+    # level * 2^16 + the step, exact in int32 (the lane's sign bit becomes bit 15)
+    step = level.reshape(-1).to(torch.int32).mul_(_POISSON_STEPS).add_(lanes.to(torch.int32).bitwise_and_(0xFFFF))
+    offset = cells.index_select(0, torch.bitwise_right_shift(step, 6)).add_(step.bitwise_and_(_POISSON_SUB - 1))
+    return rows.index_select(0, offset).view(level.shape)
 
 
 # ----------------------------------------------------------------------------------- noise
