@@ -133,9 +133,12 @@ def test_dyadic_fractal_equals_the_sum_of_upsampled_octaves():
     fast = C._fractal(2, size, decay, torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     out = torch.zeros(2, 1, size, size)
-    amp = 1.0
-    for k in range(int(math.ceil(math.log2(size))) + 1):
-        noise = C._uniform16((2, 1, 2 ** k + 1, 2 ** k + 1), g, -amp, amp)
+    grids = [2 ** k + 1 for k in range(int(math.ceil(math.log2(size))) + 1)]
+    nodes = C._uniform16((2, sum(c * c for c in grids)), g, -1.0, 1.0)  # all octaves in one draw, per image
+    amp, start = 1.0, 0
+    for cells in grids:
+        noise = nodes[:, start:start + cells * cells].reshape(2, 1, cells, cells) * amp
+        start += cells * cells
         out += F.interpolate(noise, size=(size, size), mode="bilinear", align_corners=True)
         amp /= decay
     lo, hi = out.amin(dim=(2, 3), keepdim=True), out.amax(dim=(2, 3), keepdim=True)

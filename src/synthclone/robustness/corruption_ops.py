@@ -157,8 +157,8 @@ def _uniform16(shape, g, lo=0.0, hi=1.0, device="cpu"):
     n = math.prod(shape)
     words = random_bits_on((n + 2) // 3, g, device)
     lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view(shape)  # -2^15 .. 2^15 - 1
-    half = (hi - lo) / 2
-    return lanes.to(torch.float32).add_(0.5).mul_(half / 32768).add_(lo + half)
+    step = (hi - lo) / 65536
+    return lanes.to(torch.float32).mul_(step).add_(lo + 32768.5 * step)  # lane l -> lo + (l + 2^15 + 0.5) step
 
 
 def _normal(shape, g, mean=0.0, std=1.0, device="cpu"):
@@ -380,16 +380,18 @@ def _refine_dyadic(c: torch.Tensor) -> torch.Tensor:
 def _fractal(n: int, size: int, decay: float, g: torch.Generator, device="cpu") -> torch.Tensor:
     """Octave noise (n, 1, size, size) in [0, 1] on ``device``: amplitude falls by ``decay`` per octave."""
     levels = max(1, int(math.ceil(math.log2(size))))
-    amp = 1.0
-    acc = None
-    for k in range(levels + 1):
-        cells = 2 ** k + 1
-        noise = _uniform16((n, 1, cells, cells), g, -amp, amp, device)
+    grids = [2 ** k + 1 for k in range(levels + 1)]
+    # every octave's nodes of every image in one draw (image by image, coarse to fine), scaled per octave
+    nodes = _uniform16((n, sum(c * c for c in grids)), g, -1.0, 1.0, device)
+    amp, start, acc = 1.0, 0, None
+    for cells in grids:
+        noise = nodes[:, start:start + cells * cells].view(n, 1, cells, cells)
+        start += cells * cells
         # The sum of every octave bilinearly upsampled to `size` equals the coarser octaves upsampled
         # to this octave's grid (a dyadic refinement: every coarse node is a fine node, and bilinear
         # interpolation reproduces a bilinear patch exactly), plus this octave, upsampled once at the
         # end — same field, a fraction of the work.
-        acc = noise if acc is None else _refine_dyadic(acc).add_(noise)
+        acc = noise * amp if acc is None else _refine_dyadic(acc).add_(noise, alpha=amp)
         amp /= decay
     out = F.interpolate(acc, size=(size, size), mode="bilinear", align_corners=True)
     lo = out.amin(dim=(2, 3), keepdim=True)
