@@ -170,8 +170,8 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     """Luminance (N, 1, H, W)."""
     if x.shape[1] == 1:
         return x
-    # channel by channel (a broadcast multiply by a (1, 3, 1, 1) weight and a sum over channels took
-    # 2.5x as long in isolation and up to 25x inside snow)
+    # channel by channel: a broadcast multiply by a (1, 3, 1, 1) weight and a sum over channels took
+    # 1.8x as long (0.11 vs 0.06 ms for three 224-px images)
     return torch.mul(x[:, 0:1], 0.299).add_(x[:, 1:2], alpha=0.587).add_(x[:, 2:3], alpha=0.114)
 
 
@@ -528,9 +528,9 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
     steps; every probability within 2^-16 of Poisson's, far below what a chi-square test over 200,000
     samples sees), by two table look-ups (:func:`_poisson_table`) instead of ``torch.poisson``'s
     per-value rejection loops, which dominated shot_noise. The 16 bits come three to a 64-bit draw (its
-    three low 16-bit lanes; the top one has 15 random bits). The sampler alone: 0.55 ms per 224-px image
+    three low 16-bit lanes; the top one has 15 random bits). The sampler alone: 0.68 ms per 224-px image
     against 0.83 ms for the exact one-level table this replaced, whose few straddling cells needed a
-    search and a scan of the whole batch to find them.
+    search and a scan of the whole batch to find them (shot_noise 1.08x, interleaved A/B).
     """
     cells, rows = _poisson_table(c, _dev(level))
     n = level.numel()
@@ -713,13 +713,20 @@ def motion_blur(x, severity, g, out=None):
 
 @_corruption
 def zoom_blur(x, severity, g, out=None):
-    """Average of the image and centre zooms up to a maximum factor."""
+    """Average of the image and centre zooms up to a maximum factor. Above 64 px each zoom is ImageNet-C's
+    own (:func:`_clipped_zoom`: an integer centre crop, resized with the corners aligned, cut from the top
+    left), at the factors its ``np.arange`` gives (in float64: a float32 factor moved some crops by a
+    pixel); smaller images take the exact centre zoom (:func:`_zoom`), where a pixel's shift is a
+    larger share of the image."""
+    import numpy as np
+
     top, step = _pick(x, severity, [(1.06, 0.01), (1.11, 0.01), (1.16, 0.01), (1.21, 0.01), (1.26, 0.01)],
                       [(1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)])
-    zooms = torch.arange(1.0, top, step).tolist()
+    zooms = np.arange(1.0, top, step).tolist()
+    zoom = _zoom if _small(x) else _clipped_zoom
     out = x.clone() if out is None else out.copy_(x)
     for z in zooms:
-        out += _zoom(x, z)
+        out += zoom(x, z)
     return out.div_(len(zooms) + 1).clamp_(0, 1)
 
 
@@ -727,16 +734,16 @@ def zoom_blur(x, severity, g, out=None):
 
 
 def _clipped_zoom(x: torch.Tensor, z: float) -> torch.Tensor:
-    """ImageNet-C's zoom of the snow layer: the centre ceil(h / z) x ceil(w / z) pixels, linearly
+    """ImageNet-C's zoom (zoom_blur's and the snow layer's): the centre ceil(h / z) x ceil(w / z) pixels, linearly
     interpolated with the corners aligned (scipy's zoom, order 1) to round(side * z) and cut to h x w from
     the top left. It samples the noise at other phases than :func:`_zoom`, and bilinear interpolation
     smooths by phase: the flakes that cross the threshold differ by about a quarter in number."""
-    h, w = x.shape[-2:]
+    n, c, h, w = x.shape
     ch, cw = math.ceil(h / z), math.ceil(w / z)
     top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., top:top + ch, left:left + cw]
+    crop = x[..., top:top + ch, left:left + cw].reshape(1, n * c, ch, cw)  # one image of n*c planes: 2x as fast
     out = F.interpolate(crop, size=(max(h, round(ch * z)), max(w, round(cw * z))), mode="bilinear", align_corners=True)
-    return out[..., :h, :w]
+    return out.view(n, c, *out.shape[-2:])[..., :h, :w]
 
 
 @_corruption
