@@ -8,6 +8,8 @@ Each benchmark runs in its own process with ``OMP_NUM_THREADS=1`` (unless alread
 of every comparison get one thread: on a shared 2-core machine torch's default of one OpenMP
 thread per core collapses when several processes compete. Output of each script is printed as it
 is, preceded by the exact command; a benchmark that fails is reported and the others still run.
+``bench_corruptions_ab.py`` is not among them: it compares this checkout's corruptions with a git
+revision you name (a before/after, not a peer).
 """
 
 from __future__ import annotations
