@@ -80,6 +80,7 @@ import math
 import sys
 from typing import Callable, Dict, List, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -149,14 +150,19 @@ def _uniform(shape, g, lo=0.0, hi=1.0, device="cpu"):
     return rand_on(shape, g, device).mul_(hi - lo).add_(lo)
 
 
-def _uniform16(shape, g, lo=0.0, hi=1.0, device="cpu"):
-    """Uniform on the 2^16 midpoints of equal steps of [lo, hi), from 16-bit fields of 64-bit draws (the
-    three low ones of each; the top one has 15 random bits): a third of the generator's work of
-    :func:`_uniform`'s one float32 draw per value. For noise that is smoothed or summed before use (fog's
-    octaves, the elastic field), where 16 bits of resolution are far below anything the result shows."""
-    n = math.prod(shape)
+def _lanes16(n: int, g, device="cpu") -> torch.Tensor:
+    """``n`` int16 values of 16 uniform random bits (-2^15 .. 2^15 - 1) on ``device``: the three low 16-bit
+    fields of 64-bit draws (the top one has 15 random bits), a third of a draw per value."""
     words = random_bits_on((n + 2) // 3, g, device)
-    lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view(shape)  # -2^15 .. 2^15 - 1
+    return words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n]
+
+
+def _uniform16(shape, g, lo=0.0, hi=1.0, device="cpu"):
+    """Uniform on the 2^16 midpoints of equal steps of [lo, hi), from :func:`_lanes16`: a third of the
+    generator's work of :func:`_uniform`'s one float32 draw per value. For noise that is smoothed or summed
+    before use (fog's octaves, the elastic field), where 16 bits of resolution are far below anything the
+    result shows."""
+    lanes = _lanes16(math.prod(shape), g, device).view(shape)
     step = (hi - lo) / 65536
     return lanes.to(torch.float32).mul_(step).add_(lo + 32768.5 * step)  # lane l -> lo + (l + 2^15 + 0.5) step
 
@@ -533,12 +539,11 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
     search and a scan of the whole batch to find them (shot_noise 1.08x, interleaved A/B).
     """
     cells, rows = _poisson_table(c, _dev(level))
-    n = level.numel()
-    words = random_bits_on((n + 2) // 3, g, level.device)
-    lanes = words.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n]
-    # level * 2^16 + the step, exact in int32 (the lane's sign bit becomes bit 15)
-    step = level.reshape(-1).to(torch.int32).mul_(_POISSON_STEPS).add_(lanes.to(torch.int32).bitwise_and_(0xFFFF))
-    offset = cells.index_select(0, torch.bitwise_right_shift(step, 6)).add_(step.bitwise_and_(_POISSON_SUB - 1))
+    lanes = _lanes16(level.numel(), g, level.device).to(torch.int32).bitwise_and_(0xFFFF)  # the step, 0..2^16 - 1
+    # level * 2^16 + the step, exact in int32
+    step = level.reshape(-1).to(torch.int32).mul_(_POISSON_STEPS).add_(lanes)
+    cell = torch.bitwise_right_shift(step, _POISSON_SUB.bit_length() - 1)
+    offset = cells.index_select(0, cell).add_(step.bitwise_and_(_POISSON_SUB - 1))
     return rows.index_select(0, offset).view(level.shape)
 
 
@@ -718,8 +723,6 @@ def zoom_blur(x, severity, g, out=None):
     left), at the factors its ``np.arange`` gives (in float64: a float32 factor moved some crops by a
     pixel); smaller images take the exact centre zoom (:func:`_zoom`), where a pixel's shift is a
     larger share of the image."""
-    import numpy as np
-
     top, step = _pick(x, severity, [(1.06, 0.01), (1.11, 0.01), (1.16, 0.01), (1.21, 0.01), (1.26, 0.01)],
                       [(1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)])
     zooms = np.arange(1.0, top, step).tolist()
@@ -823,7 +826,6 @@ def _frost_photo(index: int, h: int, w: int, device: str = "cpu") -> torch.Tenso
     resolution rule; the reference would crop a few pixels of one crystal)."""
     if device != "cpu":
         return _frost_photo(index, h, w).to(device)
-    import numpy as np
     from PIL import Image
 
     with Image.open(frost_photo_dir() / FROST_PHOTOS[index]) as im:
