@@ -35,22 +35,53 @@ def write_json(path: Path, obj: Any) -> None:
 
 def reset_peak_memory(proc: Path = Path("/proc/self")) -> str:
     """Start a fresh peak-resident-memory reading for this process; returns what the next
-    :func:`peak_memory_mib` measures: ``"stage"`` where Linux resets the peak (``clear_refs``),
-    else ``"run so far"`` (the process's peak since it started). The reset is checked, not assumed:
-    a kernel or sandbox that accepts the write but keeps the old peak (seen in CI) gives ``"run so
-    far"``, since right after a real reset the peak is the resident size."""
+    :func:`peak_memory_mib` measures: ``"stage"`` where the kernel resets the peak (Linux's
+    ``clear_refs``), else ``"run so far"`` (the process's peak since it started). That the kernel
+    both remembers a peak and forgets it on reset is checked once per process, not assumed: CI's
+    sandbox accepts the write and reports a peak that does not follow the resident size."""
     try:
-        with open(proc / "clear_refs", "w") as f:
-            f.write("5")
-        status = _status_kib(proc, ("VmHWM", "VmRSS"))
-    except OSError:
+        resettable = _RESETTABLE.get(proc)
+        if resettable is None:
+            resettable = _RESETTABLE[proc] = _reset_takes_effect(*_probe_readings(proc))
+        if resettable:
+            _clear_peak(proc)
+    except (OSError, KeyError):
         return "run so far"
-    if len(status) < 2 or status["VmHWM"] - status["VmRSS"] > _RESET_SLACK_KIB:
-        return "run so far"
-    return "stage"
+    return "stage" if resettable else "run so far"
 
 
-_RESET_SLACK_KIB = 16 * 1024  # memory other threads may free between the reset and the reading
+_RESETTABLE: Dict[Path, bool] = {}
+_PROBE_KIB = 64 * 1024  # the block the probe touches and releases
+_RESET_SLACK_KIB = 16 * 1024  # memory other threads may allocate or free between two readings
+
+
+def _clear_peak(proc: Path) -> None:
+    with open(proc / "clear_refs", "w") as f:
+        f.write("5")
+
+
+def _probe_readings(proc: Path) -> tuple:
+    """``VmHWM``/``VmRSS`` after a reset, after touching and releasing a fresh block, and after a
+    second reset."""
+    import mmap
+
+    fields = ("VmHWM", "VmRSS")
+    _clear_peak(proc)
+    before = _status_kib(proc, fields)
+    block = mmap.mmap(-1, _PROBE_KIB * 1024)  # anonymous: fresh pages, whatever malloc holds
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset] = 1
+    block.close()
+    released = _status_kib(proc, fields)
+    _clear_peak(proc)
+    return before, released, _status_kib(proc, fields)
+
+
+def _reset_takes_effect(before: Dict[str, int], released: Dict[str, int], reset: Dict[str, int]) -> bool:
+    """The peak remembered the released probe block, and the reset forgot it."""
+    remembered = released["VmHWM"] - before["VmRSS"] >= _PROBE_KIB - _RESET_SLACK_KIB
+    forgotten = reset["VmHWM"] - reset["VmRSS"] <= _RESET_SLACK_KIB
+    return remembered and forgotten
 
 
 def _status_kib(proc: Path, fields: tuple) -> Dict[str, int]:
@@ -67,8 +98,9 @@ def _status_kib(proc: Path, fields: tuple) -> Dict[str, int]:
 def peak_memory_mib(proc: Path = Path("/proc/self")) -> float:
     """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where /proc is missing).
     Worker processes a stage starts are not counted."""
-    try:
-        return round(_status_kib(proc, ("VmHWM",))["VmHWM"] / 1024, 1)
+    try:  # Linux's own reading is max(high-water mark, resident): the mark may lag
+        status = _status_kib(proc, ("VmHWM", "VmRSS"))
+        return round(max(status["VmHWM"], status.get("VmRSS", 0)) / 1024, 1)
     except (OSError, KeyError):
         pass
     import resource
