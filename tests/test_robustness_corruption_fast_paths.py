@@ -219,13 +219,13 @@ def test_coarse_uniforms_and_coin_flips_are_uniform():
     expected = len(u) / 64
     assert float(((counts - expected) ** 2 / expected).sum()) < 63 + 6 * math.sqrt(2 * 63)  # chi-square, 63 dof
     assert float(u.mean()) == pytest.approx(0.0, abs=5 * (4 / math.sqrt(12)) / math.sqrt(len(u)))
-    for lane in range(3):  # each 16-bit field of the draws on its own
-        part = u[lane::3]
+    for lane in range(4):  # each 16-bit field of the words on its own
+        part = u[lane::4]
         assert abs(float((part > 0).float().mean()) - 0.5) < 5 * 0.5 / math.sqrt(len(part))
     flips = C._coin_flips(100_003, g).float()
     assert flips.shape == (100_003,) and float(flips.mean()) == pytest.approx(0.5, abs=5 * 0.5 / math.sqrt(len(flips)))
     assert float((flips[1:] == flips[:-1]).float().mean()) == pytest.approx(0.5, abs=0.01)  # neighbours independent
-    assert float(flips[62::63].mean()) == pytest.approx(0.5, abs=0.03)  # the last bit of each word too
+    assert float(flips[63::64].mean()) == pytest.approx(0.5, abs=0.03)  # the top (sign) bit of each word too
 
 
 def test_bernoulli_positions():
@@ -290,3 +290,43 @@ def test_corrupt_into_a_given_buffer_equals_a_fresh_result(monkeypatch, n, size)
         assert torch.equal(same, fresh), name
     with pytest.raises(ValueError, match="out must be float32"):
         C.corrupt(x, "contrast", 1, torch.Generator(), out=torch.empty(n, 3, size, size + 1))
+
+
+def test_fogs_field_is_the_top_left_of_the_references_map_size_scaled_over_the_whole_map():
+    # ImageNet-C cuts its 256-px plasma map to 224 px after scaling the map to [0, 1]; 200 px still takes 256
+    whole = C._fractal_map(2, 256, 256, 1.7, torch.Generator().manual_seed(5))
+    for h, w in [(224, 224), (200, 256), (129, 140)]:
+        cut = C._fractal_map(2, h, w, 1.7, torch.Generator().manual_seed(5))
+        assert cut.shape == (2, 1, h, w)
+        assert torch.equal(cut, whole[..., :h, :w])
+    assert whole.amin().item() == 0.0 and abs(whole.amax().item() - 1.0) < 1e-6
+
+
+def test_random_words_follow_the_generator_and_carry_64_fair_bits():
+    from synthclone.robustness.core import random_bits_on
+
+    words = random_bits_on(50_000, torch.Generator().manual_seed(1))
+    assert words.dtype == torch.int64 and torch.equal(words, random_bits_on(50_000, torch.Generator().manual_seed(1)))
+    g = torch.Generator().manual_seed(1)
+    assert not torch.equal(random_bits_on(1000, g), random_bits_on(1000, g))  # each call moves g on
+    bits = torch.bitwise_right_shift(words.view(-1, 1), torch.arange(64)).bitwise_and_(1).double()
+    per_position = bits.mean(0)
+    assert float((per_position - 0.5).abs().max()) < 5 * 0.5 / math.sqrt(len(words))  # every bit, the sign too
+    pairs = (bits[:, :-1] == bits[:, 1:]).double().mean(0)  # neighbouring bits independent
+    assert float((pairs - 0.5).abs().max()) < 5 * 0.5 / math.sqrt(len(words))
+
+
+def test_the_table_normal_is_the_normal_at_16_bits():
+    g = torch.Generator().manual_seed(11)
+    z = C._normal((400_000,), g).double()
+    n = len(z)
+    assert abs(float(z.mean())) < 5 / math.sqrt(n)
+    assert float(z.var()) == pytest.approx(1.0, abs=5 * math.sqrt(2 / n))
+    assert float(z.abs().max()) <= 4.34  # the quantile of the last step's midpoint
+    for t in (-3.0, -2.0, -1.0, -0.3, 0.0, 0.5, 1.0, 2.0, 3.0):
+        phi = 0.5 * math.erfc(-t / math.sqrt(2))
+        assert float((z <= t).double().mean()) == pytest.approx(phi, abs=5 * math.sqrt(phi * (1 - phi) / n) + 2 ** -16)
+    table = C._normal_table(0.0, 1.0)
+    assert len(torch.unique(table)) == 2 ** 16 and bool(torch.all(table[1:] > table[:-1]))
+    shifted = C._normal((1000, 3), torch.Generator().manual_seed(2), 3.0, 2.0)
+    assert torch.allclose(shifted, 3.0 + 2.0 * C._normal((1000, 3), torch.Generator().manual_seed(2)), atol=1e-6)
