@@ -18,7 +18,7 @@ on), as RGB uint8, resized (bilinear, antialiased) to 224 px and kept at 28 px.
   (images/s is then from the images done). Each side keeps its best of several runs (load spikes
   only slow a run down). synthclone's speed on one image at a time is shown too: it separates the
   gain from batching from the per-pixel cost. On the CPU each row also has its floor
-  (:func:`speed_floors`: one write of a fresh batch, plus one draw per value for the per-pixel
+  (:func:`speed_floors`: one write of a fresh batch, plus 16 random bits per value for the per-pixel
   noises) and the "ceiling ratio" floor / reference, the most any implementation could reach here.
 * Perturbation agreement at 224 px, where synthclone uses the published ImageNet-C constants, per
   (corruption, severity):
@@ -296,37 +296,37 @@ def throughput(ref, names, images: torch.Tensor, status, severity: int = 3, budg
     return rows
 
 
-# corruptions that need one random draw per output value: a standard normal (the Gaussian and the
-# speckle noise) or a uniform (shot noise's table sampler)
-DRAW_PER_VALUE = {"gaussian_noise": "normal", "speckle_noise": "normal", "shot_noise": "uniform"}
+# corruptions that need random bits for every output value (the Gaussian, speckle and shot noise)
+DRAW_PER_VALUE = {"gaussian_noise": "bits16", "speckle_noise": "bits16", "shot_noise": "bits16"}
 
 
 def speed_floors(x: torch.Tensor) -> Dict[str, float]:
     """Images/s of what a faithful batched corruption of ``x`` cannot avoid, on this CPU and thread.
 
     ``write``: writing the result once into a fresh float batch of ``x``'s shape (synthclone's
-    ``empty_output`` plus one copy; every corruption returns such a batch); ``normal`` / ``uniform``:
-    one draw per value, into a cache-sized buffer refilled until the batch is covered (torch's
-    generator; NumPy's SFC64 / PCG64 were no faster here for normals, 1.3x for uniforms), plus the
-    write. A corruption's floor over the reference's images/s bounds the speed-up any implementation
-    could reach (the "ceiling ratio" column): a loose bound, since the blurs, warps and zooms do far
-    more than one pass."""
+    ``empty_output`` plus one copy; every corruption returns such a batch); ``bits16``: 16 random bits
+    per value from the generator synthclone draws from (``core.random_bits_on``, four values to a 64-bit
+    word, in cache-sized calls until the batch is covered), plus the write. The per-value noises take
+    16 bits a value (their samplers invert a 16-bit uniform). A corruption's floor over the reference's
+    images/s bounds the speed-up any implementation could reach (the "ceiling ratio" column): a loose
+    bound, since the blurs, warps and zooms do far more than one pass."""
+    from synthclone.robustness.core import random_bits_on
     from synthclone.robustness.corruption_ops import CHUNK_VALUES, empty_output
 
     def write():
         empty_output(x.shape).copy_(x)
 
-    def per_value(draw):
-        buf = torch.empty(min(CHUNK_VALUES, x.numel()))
-        rounds = -(-x.numel() // buf.numel())
-        return lambda: [draw(buf) for _ in range(rounds)]
+    def bits16():
+        g = torch.Generator().manual_seed(0)
+        words = min(CHUNK_VALUES, x.numel()) // 4
+        for _ in range(-(-x.numel() // (4 * words))):
+            random_bits_on(words, g)
 
     def rate(fn):
         return len(x) / best_time(fn, repeats=20, budget_s=1.0, min_repeats=3)
 
     floors = {"write": rate(write)}
-    for kind, draw in (("normal", torch.Tensor.normal_), ("uniform", torch.Tensor.uniform_)):
-        floors[kind] = 1 / (1 / rate(per_value(draw)) + 1 / floors["write"])
+    floors["bits16"] = 1 / (1 / rate(bits16) + 1 / floors["write"])
     return floors
 
 
@@ -716,7 +716,7 @@ def main(argv=None) -> int:
             if ceilings:
                 gm = math.exp(sum(math.log(r) for r in ceilings) / len(ceilings))
                 print(f"{label}: geometric mean of the ceiling ratios (each corruption at its floor: one write of a "
-                      f"fresh batch, plus one draw per value for the three per-pixel noises) {gm:.1f}x\n")
+                      f"fresh batch, plus 16 random bits per value for the three per-pixel noises) {gm:.1f}x\n")
 
     slow = "; ".join(f"{n}: {why}" for n, why in SLOW.items() if n in names)
     agree_rows: List[Dict[str, object]] = []

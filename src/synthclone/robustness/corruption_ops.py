@@ -794,9 +794,20 @@ def _clipped_zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     the top left. It samples the noise at other phases than :func:`_zoom`, and bilinear interpolation
     smooths by phase: the flakes that cross the threshold differ by about a quarter in number."""
     n, c, h, w = x.shape
-    ch, cw = math.ceil(h / z), math.ceil(w / z)
+    ch, cw = _zoom_crop_size(h, w, z)
     top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., top:top + ch, left:left + cw].reshape(1, n * c, ch, cw)  # one image of n*c planes: 2x as fast
+    return _zoom_centre(x[..., top:top + ch, left:left + cw], z, h, w)
+
+
+def _zoom_crop_size(h: int, w: int, z: float) -> Tuple[int, int]:
+    """The centre crop :func:`_clipped_zoom` enlarges."""
+    return math.ceil(h / z), math.ceil(w / z)
+
+
+def _zoom_centre(crop: torch.Tensor, z: float, h: int, w: int) -> torch.Tensor:
+    """:func:`_clipped_zoom` of an image whose centre crop is ``crop`` (N, C, ch, cw): h x w."""
+    n, c, ch, cw = crop.shape
+    crop = crop.reshape(1, n * c, ch, cw)  # one image of n*c planes: 2x as fast
     out = F.interpolate(crop, size=(max(h, round(ch * z)), max(w, round(cw * z))), mode="bilinear", align_corners=True)
     return out.view(n, c, *out.shape[-2:])[..., :h, :w]
 
@@ -812,8 +823,10 @@ def snow(x, severity, g, out=None):
          (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)])
     n, c, h, w = x.shape
     s = _scale(x)
-    layer = _normal((n, 1, h, w), g, loc, scale, x.device)
-    layer = _zoom(layer, zoom) if _small(x) else _clipped_zoom(layer, zoom)
+    if _small(x):
+        layer = _zoom(_normal((n, 1, h, w), g, loc, scale, x.device), zoom)
+    else:  # only the centre the zoom enlarges is drawn: the same layer in distribution (its values are iid)
+        layer = _zoom_centre(_normal((n, 1, *_zoom_crop_size(h, w, zoom)), g, loc, scale, x.device), zoom, h, w)
     layer = F.threshold(layer, thr, 0.0).clamp_(0, 1)  # values below thr -> 0 (torch.where is slow on random masks)
     angles = _uniform((n,), g, -135.0, -45.0)
     layer = _motion_blur(layer, radius * s, sigma * s, angles)
