@@ -443,14 +443,17 @@ def _fractal(n: int, size: int, decay: float, g: torch.Generator, device="cpu") 
     return _unit_range(out)
 
 
-def _fractal_map(n: int, h: int, w: int, decay: float, g: torch.Generator, device="cpu") -> torch.Tensor:
-    """Octave noise (n, 1, h, w) in [0, 1] as ImageNet-C's fog takes its plasma fractal: a map of one node
-    per pixel, 2^L on a side (256 for 224 px; the reference's ``mapsize``), scaled to [0, 1] over the
-    whole map and cut from its top left; no resampling."""
-    side = max(h, w)
-    field = _octaves(n, side, decay, g, device)
+def _fractal_map(n: int, h: int, w: int, decay: float, g: torch.Generator, device="cpu") -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Octave noise (n, 1, h, w) as ImageNet-C's fog takes its plasma fractal: a map of one node per pixel,
+    2^L on a side (256 for 224 px; the reference's ``mapsize``), cut from its top left; no resampling.
+    Returned as ``(field, lo, span)``: the map scaled to [0, 1] over the whole map is (field - lo) / span
+    (each (n, 1, 1, 1)), left to the caller to fold into its own arithmetic."""
+    field = _octaves(n, max(h, w), decay, g, device)
     cells = field.shape[-1] - 1
-    return _unit_range(field[..., :cells, :cells].contiguous())[..., :h, :w]
+    whole = field[..., :cells, :cells]
+    lo = whole.amin(dim=(2, 3), keepdim=True)
+    span = whole.amax(dim=(2, 3), keepdim=True).sub_(lo).add_(1e-8)
+    return whole[..., :h, :w], lo, span
 
 
 def _motion_taps(radius: float, sigma: float, angles: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -939,8 +942,11 @@ def fog(x, severity, g, out=None):
                           [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)])
     n, c, h, w = x.shape
     top = x.amax(dim=(1, 2, 3), keepdim=True)
-    layer = _fractal_map(n, h, w, decay, g, x.device)
-    return torch.add(x, layer, alpha=amount, out=out).mul_(top / (top + amount)).clamp_(0, 1)
+    field, lo, span = _fractal_map(n, h, w, decay, g, x.device)
+    # (x + amount (field - lo) / span) k = x k + (field - lo) a, with k = top / (top + amount), a = amount k / span
+    k = top / (top + amount)
+    layer = torch.sub(field, lo).mul_(k * amount / span)
+    return torch.mul(x, k, out=out).add_(layer).clamp_(0, 1)
 
 
 @_corruption
