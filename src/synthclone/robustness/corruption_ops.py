@@ -594,7 +594,7 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
     search and a scan of the whole batch to find them (shot_noise 1.08x, interleaved A/B).
     """
     cells, rows = _poisson_table(c, _dev(level))
-    lanes = _lanes16(level.numel(), g, level.device).to(torch.int32).bitwise_and_(0xFFFF)  # the step, 0..2^16 - 1
+    lanes = _steps16(level.numel(), g, level.device)  # the step, 0..2^16 - 1
     # level * 2^16 + the step, exact in int32
     step = level.reshape(-1).to(torch.int32).mul_(_POISSON_STEPS).add_(lanes)
     cell = torch.bitwise_right_shift(step, _POISSON_SUB.bit_length() - 1)
@@ -613,12 +613,21 @@ def gaussian_noise(x, severity, g, out=None):
     return torch.add(x, noise, out=noise if out is None else out).clamp_(0, 1)
 
 
+def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """``torch.equal``; on the CPU through numpy, whose comparison took a fifth of the time (0.018 vs 0.093 ms
+    for a 224-px image)."""
+    numpy_types = (torch.float32, torch.float64)
+    if a.device.type == b.device.type == "cpu" and a.dtype in numpy_types and not (a.requires_grad or b.requires_grad):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a.numpy(), b.numpy()))
+    return torch.equal(a, b)
+
+
 @_corruption
 def shot_noise(x, severity, g, out=None):
     """Poisson (photon) noise with c photons at full intensity."""
     c = _pick(x, severity, [500, 250, 100, 75, 50], [60, 25, 12, 5, 3])
     level = x.mul(255.0).round_()
-    if torch.equal(level / 255.0, x):
+    if _equal(level / 255.0, x):
         # Images from uint8 (corrupt_set, the benchmarks) have at most 256 distinct rates x * c: sample
         # them by inversion from per-rate tables (exact), several times faster than torch.poisson
         return torch.div(_poisson_on_grid(level, float(c), g), float(c), out=out).clamp_(0, 1)
