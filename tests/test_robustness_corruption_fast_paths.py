@@ -109,15 +109,25 @@ def test_jpeg_is_pils():
             assert np.array_equal(C.jpeg_compression(small, 1, g)[0].permute(1, 2, 0).squeeze(-1).numpy(), theirs)
 
 
-def test_motion_blur_shifted_sums_equal_the_dense_line_kernels():
+@pytest.mark.parametrize("radius, sigma", [(9.0, 4.0), (15.0, 8.0)])  # 14 and 26 taps
+def test_motion_blur_shifted_sums_equal_the_dense_line_kernels(radius, sigma):
+    from synthclone.robustness import cpu_kernels
+
     g = torch.Generator().manual_seed(2)
-    x = torch.rand(3, 3, 80, 72, generator=g)  # above 64 x 64: the shifted-sum path
-    angles = torch.tensor([-45.0, 7.3, 38.0])
-    fast = C._motion_blur(x, 9.0, 4.0, angles)
-    kernels = C._motion_kernels(9.0, 4.0, angles)
-    for i in range(3):
+    x = torch.rand(4, 3, 80, 72, generator=g)  # above 64 x 64: the shifted-sum paths
+    angles = torch.tensor([-45.0, 7.3, 21.0, 45.0])
+    assert C._cpu_large(x)  # OpenCV's sparse filter
+    fast = C._motion_blur(x, radius, sigma, angles)
+    on_gpu_path = C._motion_blur(x.double(), radius, sigma, angles)  # torch's shifted copies
+    kernels = C._motion_kernels(radius, sigma, angles)
+    for i in range(4):
         dense = _direct_conv(x[i:i + 1], kernels[i], mode="replicate")
         assert torch.allclose(fast[i:i + 1], dense, atol=2e-6)
+        assert torch.allclose(on_gpu_path[i:i + 1].float(), dense, atol=2e-6)
+    if radius == 15.0:  # the 45-degree line spans 19 x 19 cells: more than one direct kernel
+        w, dy, dx = C._motion_taps(radius, sigma, angles[-1:])
+        taps = {(-a, -b): float(wi) for wi, a, b in zip(w.tolist(), dy[0].tolist(), dx[0].tolist())}
+        assert len(cpu_kernels._compact_kernels(taps)) > 1
 
 
 @pytest.mark.parametrize("cells", [2, 3, 9, 129])

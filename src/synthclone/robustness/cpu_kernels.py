@@ -2,8 +2,8 @@
 
 The corruptions are written in batched torch (:mod:`.corruption_ops`) so that they run on any device.
 On the CPU, above 64 px, several of their steps are plain image filters that OpenCV has as
-hand-vectorised kernels: a separable filter, a DFT convolution, area resizing, JPEG coding, Canny
-edges, box blur, histogram equalisation. These functions run them plane by plane (one (H, W) float32
+hand-vectorised kernels: a separable filter, a DFT convolution, a sparse 2-D filter (the line blur's
+shifted copies), area resizing, JPEG coding, Canny edges, box blur, histogram equalisation. These functions run them plane by plane (one (H, W) float32
 image per channel, in cache) on CPU tensors; each computes what its torch twin in
 :mod:`.corruption_ops` computes, up to float rounding (the integer steps exactly; JPEG bit for bit
 like PIL), which ``tests/test_robustness_corruption_fast_paths.py`` checks pair by pair. Measured at
@@ -113,6 +113,60 @@ def correlate_dft(x: torch.Tensor, kernel: torch.Tensor, size: tuple, mode: str 
         padded[...] = cv2.copyMakeBorder(src, ph, ph, pw, pw, border)
         spectrum = cv2.mulSpectrums(cv2.dft(buf, nonzeroRows=h + 2 * ph), spec, 0)
         dst[...] = cv2.idft(spectrum, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)[kh - 1:kh - 1 + h, kw - 1:kw - 1 + w]
+    return out
+
+
+# OpenCV's filter2D takes its DFT for float kernels of 130 cells or more (dftFilter2D); below that its
+# direct path visits only the kernel's non-zero cells
+_DIRECT_CELLS = 129
+
+
+def _compact_kernels(taps: dict) -> list:
+    """``taps`` {(dy, dx): weight}, in order along the line, as kernels of at most :data:`_DIRECT_CELLS`
+    cells: [(dy0, dx0, kernel)], each kernel's cell (i, j) the weight of offset (dy0 + i, dx0 + j)."""
+    groups, group, box = [], [], None
+    for (dy, dx), w in taps.items():
+        grown = (dy, dx, dy, dx) if box is None else (min(box[0], dy), min(box[1], dx), max(box[2], dy), max(box[3], dx))
+        if group and (grown[2] - grown[0] + 1) * (grown[3] - grown[1] + 1) > _DIRECT_CELLS:
+            groups.append((box, group))
+            group, grown = [], (dy, dx, dy, dx)
+        group.append((dy, dx, w))
+        box = grown
+    groups.append((box, group))
+    kernels = []
+    for (y0, x0, y1, x1), group in groups:
+        kernel = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
+        for dy, dx, w in group:
+            kernel[dy - y0, dx - x0] += w
+        kernels.append((y0, x0, kernel))
+    return kernels
+
+
+def shifted_sum(x: torch.Tensor, taps: Sequence[dict], out=None) -> torch.Tensor:
+    """For every image j of float32 (N, C, H, W) ``x``: the sum over ``taps[j]`` = {(dy, dx): weight} of
+    weight * x[j] read at (y + dy, x + dx), borders replicated (into ``out`` when given). A line blur's
+    shifted copies as OpenCV's direct 2-D filter, per plane, on as few kernels of at most 129 cells as the
+    taps' spread needs (one or two for a 26-tap line): its sparse inner loop instead of one pass over the
+    plane per tap. Equal up to float rounding to the shifted, weighted copies of
+    :func:`~.corruption_ops._motion_blur`."""
+    cv2 = _ready()
+    n, c, h, w = x.shape
+    out = _output(x, out)
+    planes, results = _planes(x).reshape(n, c, h, w), _planes(out).reshape(n, c, h, w)
+    for j in range(n):
+        kernels = _compact_kernels(taps[j])
+        pad = max(max(abs(dy), abs(dx)) for dy, dx in taps[j])
+        for src, dst in zip(planes[j], results[j]):
+            padded = cv2.copyMakeBorder(src, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            for k, (y0, x0, kernel) in enumerate(kernels):
+                kh, kw = kernel.shape
+                # every output pixel reads its whole window inside the padded plane: anchor at the top left
+                window = padded[pad + y0:pad + y0 + h + kh - 1, pad + x0:pad + x0 + w + kw - 1]
+                part = cv2.filter2D(window, -1, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)[:h, :w]
+                if k == 0:
+                    dst[...] = part
+                else:
+                    np.add(dst, part, out=dst)
     return out
 
 
