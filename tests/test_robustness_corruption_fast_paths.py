@@ -355,3 +355,12 @@ def test_the_first_word_of_a_fresh_state_is_uniform_in_its_top_bits():
     top2 = torch.bitwise_right_shift(first, 62).bitwise_and_(3)
     counts = torch.bincount(top2, minlength=4).double()
     assert float((counts - 1000).abs().max()) < 5 * math.sqrt(4000 * 0.25 * 0.75)
+
+
+def test_glass_offsets_table_keeps_every_probability_within_2_to_the_minus_16():
+    offsets, cdf = C._glass_offsets(2, 3, 96, 96, copy=True)
+    same, table = C._glass_table(2, 3, 96, 96, copy=True)
+    assert torch.equal(same, offsets)
+    probs = torch.diff(cdf.double(), prepend=torch.zeros(1, dtype=torch.float64))
+    from_table = torch.bincount(table.long(), minlength=len(offsets)).double() / 2 ** 16
+    assert float((from_table - probs).abs().max()) <= 2 ** -16 + 1e-7

@@ -179,7 +179,7 @@ def _steps16(n: int, g, device="cpu") -> torch.Tensor:
     return _lanes16(n, g, device).to(torch.int32).bitwise_and_(0xFFFF)
 
 
-_NORMAL_STEPS = 1 << 16
+_STEPS16 = 1 << 16  # the steps of a 16-bit uniform (:func:`_steps16`)
 
 
 @functools.lru_cache(maxsize=32)
@@ -187,7 +187,7 @@ def _normal_table(mean: float, std: float, device: str = "cpu") -> torch.Tensor:
     """mean + std * the standard normal's quantiles at the midpoints of 2^16 equal steps of (0, 1)."""
     if device != "cpu":
         return _normal_table(mean, std).to(device)
-    u = (torch.arange(_NORMAL_STEPS, dtype=torch.float64) + 0.5) / _NORMAL_STEPS
+    u = (torch.arange(_STEPS16, dtype=torch.float64) + 0.5) / _STEPS16
     return torch.special.ndtri(u).mul_(std).add_(mean).float()
 
 
@@ -749,12 +749,24 @@ def _glass_offsets(delta: int, iters: int, h: int, w: int, copy: bool) -> Tuple[
     return values, counts.double().cumsum(0).div_(counts.sum()).float()
 
 
+@functools.lru_cache(maxsize=32)
+def _glass_table(delta: int, iters: int, h: int, w: int, copy: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_glass_offsets`' offsets and an inverse-CDF table (2^16,) int32 over them: step m of a 16-bit
+    uniform picks the first offset whose cumulative probability reaches (m + 0.5) / 2^16, so each offset's
+    probability is within 2^-16 of the tabulated one (itself a count over the interior's some 48,000
+    pixels at 224 px). One look-up per pixel instead of a binary search (31 ns a pixel)."""
+    offsets, cdf = _glass_offsets(delta, iters, h, w, copy)
+    steps = (torch.arange(_STEPS16, dtype=torch.float64) + 0.5) / _STEPS16
+    table = torch.searchsorted(cdf.double(), steps).clamp_(max=len(cdf) - 1).to(torch.int32)
+    return offsets, table
+
+
 def _glass_shuffle(x: torch.Tensor, delta: int, iters: int, g: torch.Generator) -> torch.Tensor:
     """Each pixel reads the value at an offset drawn from :func:`_glass_offsets` (clamped to the image)."""
     n, c, h, w = x.shape
-    offsets, cdf = _glass_offsets(delta, iters, h, w, copy=c > 1)
-    pick = torch.searchsorted(cdf, torch.rand(n * h * w, generator=g)).clamp_(max=len(cdf) - 1)
-    d = offsets[pick].view(n, h, w, 2).to(x.device)
+    offsets, table = _glass_table(delta, iters, h, w, copy=c > 1)
+    pick = table.index_select(0, _steps16(n * h * w, g))  # drawn on the CPU, like the offsets
+    d = offsets.index_select(0, pick).view(n, h, w, 2).to(x.device)
     rows = torch.arange(h, device=x.device).view(1, h, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w)
     src = (rows + d[..., 0]).clamp_(0, h - 1).mul_(w).add_((cols + d[..., 1]).clamp_(0, w - 1))
