@@ -6,7 +6,10 @@ serves blocks above a dynamic threshold (at most 32 MB) with a fresh ``mmap`` an
 at the top of its heap once more than twice that threshold is free, so the next batch's tensors fault
 their pages in, zeroed, again. :func:`retain_freed_memory` raises the mmap threshold to 256 MB, the
 trim threshold to 512 MB and the top pad to 64 MB: blocks up to 256 MB come from the heap and freed
-memory stays mapped for the next one. Measured on the corruptions at 224 px, batch 64, one thread
+memory stays mapped for the next one. (A small allocation can take the front of a freed block, so the
+next batch of the same size goes to the heap's top and faults again; after a few batches the heap holds
+spare blocks: in 8-batch runs of a 38.5 MB batch here, some batches of the first six faulted every page
+and a later one none.) Measured on the corruptions at 224 px, batch 64, one thread
 (AMD EPYC, benchmarks/RESULTS.md section 1): 1.2-2x the images/s of the element-wise ones (contrast,
 brightness), less for the filters. The cost: the process keeps up to 512 MB it no longer uses.
 
