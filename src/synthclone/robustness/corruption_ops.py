@@ -174,8 +174,7 @@ def _steps16(n: int, g, device="cpu") -> torch.Tensor:
     """``n`` int32 values uniform on 0 .. 2^16 - 1 on ``device``: :func:`_lanes16`'s fields read unsigned
     (on the CPU through numpy, whose uint16 -> int32 cast took 0.24 ns a value against torch's 1.6)."""
     if torch.device(device).type == "cpu":
-        words = random_bits_on((n + 3) // 4, g)
-        return torch.from_numpy(words.numpy().view(np.uint16)[:n].astype(np.int32))
+        return torch.from_numpy(_lanes16(n, g).numpy().view(np.uint16).astype(np.int32))
     return _lanes16(n, g, device).to(torch.int32).bitwise_and_(0xFFFF)
 
 
@@ -492,10 +491,10 @@ def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Ten
         # same arithmetic with width instead of (2 width + 1)^2 multiply-adds per value.
         w, dy, dx = _motion_taps(radius, sigma, angles)
         if _cpu_large(x):  # OpenCV's sparse 2-D filter on the same taps (1.5-2x)
-            taps = []
+            taps, weights = [], w.tolist()
             for dys, dxs in zip(dy.tolist(), dx.tolist()):
                 merged: Dict[Tuple[int, int], float] = {}
-                for wi, a, b in zip(w.tolist(), dys, dxs):
+                for wi, a, b in zip(weights, dys, dxs):
                     merged[(-a, -b)] = merged.get((-a, -b), 0.0) + wi
                 taps.append(merged)
             return cpu_kernels.shifted_sum(x, taps, out=out)
@@ -551,7 +550,6 @@ def _bernoulli_positions(total: int, p: float, g: torch.Generator) -> torch.Tens
     return torch.cat(parts)
 
 
-_POISSON_STEPS = 1 << 16  # the uniform's resolution: inversion at the midpoints of 2^16 equal steps of [0, 1)
 _POISSON_SUB = 64  # steps per first-level cell (so 1,024 cells per rate)
 
 
@@ -577,7 +575,7 @@ def _poisson_table(c: float, device: str = "cpu") -> Tuple[torch.Tensor, torch.T
     cdf[:, -1] = 1.0
     # min{k : cdf[k] > u} = #{k : cdf[k] <= u}, and cdf[k] <= (m + 0.5) / 2^16 exactly when m >= t_k =
     # ceil(cdf[k] 2^16 - 0.5) (exact in float64): the samples of all steps are a running count of the t_k
-    steps = _POISSON_STEPS
+    steps = _STEPS16
     t = torch.ceil(cdf * steps - 0.5).clamp_(0, steps).long()  # t = steps: never reached (cdf = 1)
     samples = torch.empty(256, steps, dtype=torch.int16)
     for lo in range(0, 256, 32):  # 32 levels at a time: 17 MB of counts
@@ -607,7 +605,7 @@ def _poisson_on_grid(level: torch.Tensor, c: float, g: torch.Generator) -> torch
     cells, rows = _poisson_table(c, _dev(level))
     lanes = _steps16(level.numel(), g, level.device)  # the step, 0..2^16 - 1
     # level * 2^16 + the step, exact in int32
-    step = level.reshape(-1).to(torch.int32).mul_(_POISSON_STEPS).add_(lanes)
+    step = level.reshape(-1).to(torch.int32).mul_(_STEPS16).add_(lanes)
     cell = torch.bitwise_right_shift(step, _POISSON_SUB.bit_length() - 1)
     offset = cells.index_select(0, cell).add_(step.bitwise_and_(_POISSON_SUB - 1))
     return rows.index_select(0, offset).view(level.shape)
@@ -833,7 +831,7 @@ def _clipped_zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     interpolated with the corners aligned (scipy's zoom, order 1) to round(side * z) and cut to h x w from
     the top left. It samples the noise at other phases than :func:`_zoom`, and bilinear interpolation
     smooths by phase: the flakes that cross the threshold differ by about a quarter in number."""
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     ch, cw = _zoom_crop_size(h, w, z)
     top, left = (h - ch) // 2, (w - cw) // 2
     return _zoom_centre(x[..., top:top + ch, left:left + cw], z, h, w)

@@ -2,10 +2,10 @@
 
 The corruptions are written in batched torch (:mod:`.corruption_ops`) so that they run on any device.
 On the CPU, above 64 px, several of their steps are plain image filters that OpenCV has as
-hand-vectorised kernels: a separable filter, a DFT convolution, a sparse 2-D filter (the line blur's
-shifted copies), area resizing, JPEG coding, Canny edges, box blur, histogram equalisation. These functions run them plane by plane (one (H, W) float32
-image per channel, in cache) on CPU tensors; each computes what its torch twin in
-:mod:`.corruption_ops` computes, up to float rounding (the integer steps exactly; JPEG bit for bit
+hand-vectorised kernels: a separable filter, a DFT convolution, a sparse 2-D filter (the line
+blur's shifted copies), area resizing, JPEG coding, Canny edges, box blur, histogram equalisation.
+These functions run them plane by plane (one (H, W) float32 image per channel, in cache) on CPU
+tensors; each computes what its torch twin in :mod:`.corruption_ops` computes, up to float rounding (the integer steps exactly; JPEG bit for bit
 like PIL), which ``tests/test_robustness_corruption_fast_paths.py`` checks pair by pair. Measured at
 224 px on one thread (AMD EPYC, 3 images in cache): the separable Gaussian 1.8-3.3x torch's shifted
 adds at sigma 0.7-6, Canny 2.8x, the drops' shading steps 2x; for whole corruptions at batch 64
